@@ -1,0 +1,165 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/task"
+)
+
+// accepted is the body of a 202 answer.
+type accepted struct {
+	JobID     string     `json:"job_id"`
+	Status    mms.Status `json:"status"`
+	StatusURL string     `json:"status_url"`
+	Reference string     `json:"reference,omitempty"`
+}
+
+// jobView is a job as clients see it.
+type jobView struct {
+	JobID         string        `json:"job_id"`
+	Status        mms.Status    `json:"status"`
+	Priority      mms.Priority  `json:"priority"`
+	Recipients    []string      `json:"recipients"`
+	Reference     string        `json:"reference,omitempty"`
+	Attempts      int           `json:"attempts"`
+	MaxAttempts   int           `json:"max_attempts"`
+	NextAttemptAt *time.Time    `json:"next_attempt_at"`
+	LastError     *mms.JobError `json:"last_error"`
+	SinchBatchID  string        `json:"sinch_batch_id,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+}
+
+func viewOf(j *mms.Job) jobView {
+	v := jobView{
+		JobID:        j.ID,
+		Status:       j.Status,
+		Priority:     j.Priority,
+		Recipients:   j.Message.To,
+		Reference:    j.Reference,
+		Attempts:     j.Attempts,
+		MaxAttempts:  j.MaxAttempts,
+		LastError:    j.LastError,
+		SinchBatchID: j.SinchBatchID,
+		CreatedAt:    j.CreatedAt,
+		UpdatedAt:    j.UpdatedAt,
+	}
+	if !j.NextAttemptAt.IsZero() && j.Status == mms.StatusRetrying {
+		t := j.NextAttemptAt
+		v.NextAttemptAt = &t
+	}
+	return v
+}
+
+func statusURL(id string) string { return "/api/mms/jobs/" + id }
+
+// send accepts one MMS: it validates, records the job, enqueues its task and
+// answers 202. If the task cannot be enqueued the record is removed again,
+// so a 503 leaves nothing behind.
+func (s *server) send(c echo.Context) error {
+	if err := requireJSON(c.Request()); err != nil {
+		return err
+	}
+	var req mms.SendRequest
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxBodyBytes)
+	if err := mms.DecodeStrict(body, &req); err != nil {
+		return badJSON(err)
+	}
+	msg, prio, err := req.Validate(s.cfg.Rules)
+	if err != nil {
+		return err
+	}
+
+	now := time.Now().UTC()
+	job := &mms.Job{
+		ID:          mms.NewJobID(),
+		Status:      mms.StatusQueued,
+		Priority:    prio,
+		Reference:   req.Reference,
+		Message:     msg,
+		MaxAttempts: s.cfg.MaxAttempts,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	c.Set(ctxJobID, job.ID)
+	t, err := task.NewSend(job.ID, prio)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+	defer cancel()
+	if err := s.deps.Store.Create(ctx, job); err != nil {
+		reqLog(c, s.deps.Log).Warn().Err(err).Msg("job not stored")
+		return errUnavailable()
+	}
+	if _, err := s.deps.Queue.EnqueueContext(ctx, t); err != nil {
+		s.undo(c, job.ID, err)
+		return errUnavailable()
+	}
+
+	loc := statusURL(job.ID)
+	c.Response().Header().Set(echo.HeaderLocation, loc)
+	return c.JSON(http.StatusAccepted, accepted{JobID: job.ID, Status: job.Status, StatusURL: loc, Reference: job.Reference})
+}
+
+// undo removes the record of a job whose task could not be enqueued. If the
+// enqueue did reach Redis after all, the worker finds no record and drops
+// the task, so the client's 503 stays true.
+func (s *server) undo(c echo.Context, id string, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RedisTimeout)
+	defer cancel()
+	log := reqLog(c, s.deps.Log)
+	if err := s.deps.Store.Delete(ctx, id); err != nil {
+		log.Error().Err(err).AnErr("cause", cause).Msg("job not enqueued and its record not removed")
+		return
+	}
+	log.Warn().Err(cause).Msg("job not enqueued; record removed")
+}
+
+func (s *server) getJob(c echo.Context) error {
+	id := c.Param("id")
+	if !mms.ValidJobID(id) {
+		return newError(http.StatusNotFound, "not_found", "no job with that ID")
+	}
+	c.Set(ctxJobID, id)
+
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+	defer cancel()
+	j, err := s.deps.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, mms.ErrNotFound):
+		return newError(http.StatusNotFound, "not_found", "no job with that ID (jobs are kept for the retention period)")
+	case err != nil:
+		reqLog(c, s.deps.Log).Warn().Err(err).Msg("job not read")
+		return errUnavailable()
+	}
+	return c.JSON(http.StatusOK, viewOf(j))
+}
+
+func requireJSON(r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Type must be application/json")
+	}
+	return nil
+}
+
+// badJSON maps a decoding error: a body that is not the JSON we expect is a
+// 400; an oversized one a 413.
+func badJSON(err error) error {
+	var verr *mms.ValidationError
+	if errors.As(err, &verr) {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_json",
+			Message: "the body is not a valid request", Fields: verr.Fields}
+	}
+	return err
+}

@@ -1,0 +1,112 @@
+// Package api is mmsgate's HTTP API: it authenticates and validates
+// requests, records jobs, enqueues their tasks and reports job status. It
+// never calls Sinch.
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/mms"
+)
+
+// Enqueuer puts tasks on the queue; *asynq.Client is one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Config holds the API's settings.
+type Config struct {
+	APIKeys      []string
+	Rules        mms.Rules
+	MaxBodyBytes int64
+	// RateLimit is requests per second per API key; 0 turns it off.
+	RateLimit int
+	RateBurst int
+	// RedisTimeout bounds the Redis work of one request.
+	RedisTimeout time.Duration
+	// MaxAttempts is the attempt budget given to each new job.
+	MaxAttempts int
+	// Ops, when not nil, serves the queue UI under /ops/.
+	Ops *OpsConfig
+}
+
+// Deps are the parts the API talks to.
+type Deps struct {
+	Redis redis.UniversalClient
+	Store *jobstore.Store
+	Queue Enqueuer
+	Log   zerolog.Logger
+}
+
+type server struct {
+	cfg  Config
+	deps Deps
+}
+
+// New returns the API's HTTP handler.
+func New(cfg Config, deps Deps) *echo.Echo {
+	s := &server{cfg: cfg, deps: deps}
+	log := deps.Log
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.Use(
+		requestID(log),
+		accessLog(log),
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			DisablePrintStack: true,
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				reqLog(c, log).Error().Err(err).Bytes("stack", stack).Msg("handler panicked")
+				return err
+			},
+		}),
+		securityHeaders,
+		middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)+"B"),
+	)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	mw := []echo.MiddlewareFunc{authenticate(newKeyring(cfg.APIKeys))}
+	if cfg.RateLimit > 0 {
+		limit := redis_rate.Limit{Rate: cfg.RateLimit, Burst: max(cfg.RateBurst, cfg.RateLimit), Period: time.Second}
+		mw = append(mw, rateLimit(redis_rate.NewLimiter(deps.Redis), limit, cfg.RedisTimeout, log))
+	}
+	g := e.Group("/api/mms", mw...)
+	g.POST("/send", s.send)
+	g.GET("/jobs/:id", s.getJob)
+
+	if cfg.Ops != nil {
+		mountOps(e, *cfg.Ops, log)
+	}
+	return e
+}
+
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether this process can do its work: Redis answers.
+func (s *server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+	defer cancel()
+	if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{
+			"status": "unavailable", "checks": map[string]string{"redis": "unreachable"},
+		})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"redis": "ok"}})
+}

@@ -1,0 +1,140 @@
+// Package app wires mmsgate's parts into the two processes, the API and the
+// worker. cmd/api, cmd/worker and the demo all start them through here, so
+// the demo runs exactly the code that production runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/mmsgate/mmsgate/internal/api"
+	"github.com/mmsgate/mmsgate/internal/config"
+	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/redisconn"
+	"github.com/mmsgate/mmsgate/internal/sinch"
+	"github.com/mmsgate/mmsgate/internal/worker"
+)
+
+// RunAPI serves the API until ctx ends, then shuts down gracefully. If ready
+// is not nil it is called with the listening address once requests can be
+// served.
+func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(addr string)) error {
+	opt, err := redisconn.Options(cfg.RedisURL, cfg.RedisTimeout)
+	if err != nil {
+		return err
+	}
+	rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	queue := asynq.NewClientFromRedisClient(rdb)
+	keys := make([]string, len(cfg.APIKeys))
+	for i, k := range cfg.APIKeys {
+		keys[i] = k.Value()
+	}
+	acfg := api.Config{
+		APIKeys:      keys,
+		Rules:        mms.Rules{DefaultFrom: cfg.DefaultFrom, DefaultRegion: cfg.DefaultRegion},
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		RateLimit:    cfg.RateLimit,
+		RateBurst:    cfg.RateBurst,
+		RedisTimeout: cfg.RedisTimeout,
+		MaxAttempts:  cfg.MaxAttempts,
+	}
+	if cfg.OpsUser != "" {
+		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),
+			ReadWrite: cfg.OpsReadWrite, Redis: redisconn.ConnOpt{Opt: opt}}
+	}
+	e := api.New(acfg, api.Deps{Redis: rdb, Store: jobstore.New(rdb, cfg.JobRetention), Queue: queue, Log: log})
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	e.Server.ReadHeaderTimeout = 5 * time.Second
+	e.Server.ReadTimeout = 30 * time.Second
+	e.Server.WriteTimeout = 30 * time.Second
+	e.Server.IdleTimeout = 2 * time.Minute
+
+	errc := make(chan error, 1)
+	go func() { errc <- e.Server.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Int("api_keys", len(keys)).Bool("ops_ui", acfg.Ops != nil).
+		Msg("api listening")
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("api shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := e.Server.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// RunWorker processes send tasks until ctx ends. It then stops taking tasks
+// and lets those under way finish, for up to cfg.ShutdownTimeout.
+func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error {
+	opt, err := redisconn.Options(cfg.RedisURL, cfg.RedisTimeout)
+	if err != nil {
+		return err
+	}
+	rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	client, err := sinch.New(sinch.Config{
+		BaseURL:       cfg.SinchBaseURL,
+		ServicePlanID: cfg.SinchPlanID,
+		Token:         cfg.SinchToken.Value(),
+		Timeout:       cfg.SinchTimeout,
+	})
+	if err != nil {
+		return err
+	}
+
+	backoff := worker.Backoff{Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay}
+	h := worker.NewHandler(jobstore.New(rdb, cfg.JobRetention), client, worker.Config{
+		Backoff:        backoff,
+		AuthRetryDelay: cfg.AuthRetryDelay,
+		WriteTimeout:   cfg.RedisTimeout,
+	}, log)
+	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
+		Concurrency:     cfg.Concurrency,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		PollInterval:    cfg.PollInterval,
+		Backoff:         backoff,
+	}, h, log)
+
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	log.Info().Int("concurrency", cfg.Concurrency).Str("sinch", cfg.SinchBaseURL).Msg("worker started")
+	<-ctx.Done()
+	log.Info().Dur("timeout_ms", cfg.ShutdownTimeout).Msg("worker stopping: no new tasks, in-flight sends finishing")
+	srv.Shutdown()
+	log.Info().Msg("worker stopped")
+	return nil
+}

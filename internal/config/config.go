@@ -1,0 +1,238 @@
+// Package config reads mmsgate's settings from the environment.
+//
+// Each process reads its settings once, in main, and hands every part only
+// the values it needs. A missing or invalid setting is reported as one line
+// that names the variable, so an operator can fix it without reading code.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Secret is a credential. It prints as a placeholder in logs, %v and JSON so
+// that a stray log statement cannot leak it.
+type Secret string
+
+// String hides the value.
+func (Secret) String() string { return "[redacted]" }
+
+// MarshalJSON hides the value.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
+// Value returns the credential itself, for the one place that must send it.
+func (s Secret) Value() string { return string(s) }
+
+// Common holds the settings both the API and the worker use.
+type Common struct {
+	// RedisURL selects the Redis server: redis://, rediss:// or unix://.
+	RedisURL string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0"`
+	// RedisTimeout bounds each Redis operation, so a slow or absent Redis
+	// turns into a quick error instead of a hung request.
+	RedisTimeout time.Duration `envconfig:"REDIS_TIMEOUT" default:"2s"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// JobRetention is how long a job's record is kept after its last change.
+	JobRetention time.Duration `envconfig:"JOB_RETENTION" default:"168h"`
+	// MaxAttempts is the number of failed Sinch attempts a job may spend
+	// before it fails for good. Waits caused by 429 or 401 do not count.
+	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"10"`
+}
+
+// API holds the settings of cmd/api.
+type API struct {
+	Common
+
+	// Port is the TCP port the API listens on.
+	Port int `envconfig:"PORT" default:"8080"`
+	// ListenHost is the address the API binds; empty means all interfaces.
+	ListenHost string `envconfig:"LISTEN_HOST" default:""`
+	// APIKeys are the accepted client keys, comma separated, for rotation.
+	APIKeys []Secret `envconfig:"INTERNAL_API_KEY" required:"true"`
+	// DefaultFrom is the sender used when a request names none.
+	DefaultFrom string `envconfig:"SINCH_MMS_NUMBER"`
+	// DefaultRegion is the region assumed for numbers written without a
+	// country code, as an ISO 3166 code.
+	DefaultRegion string `envconfig:"DEFAULT_REGION" default:"US"`
+	// MaxBodyBytes caps the size of a request body.
+	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// RateLimit is the number of requests one API key may make per second,
+	// counted in Redis across all API processes; 0 turns the limit off.
+	RateLimit int `envconfig:"API_RATE_LIMIT" default:"200"`
+	// RateBurst is how many requests above the rate a key may make at once.
+	RateBurst int `envconfig:"API_RATE_BURST" default:"400"`
+	// OpsUser and OpsPassword guard the queue UI under /ops/; the UI is off
+	// unless both are set.
+	OpsUser     string `envconfig:"OPS_USERNAME"`
+	OpsPassword Secret `envconfig:"OPS_PASSWORD"`
+	// OpsReadWrite lets the queue UI change tasks (delete, run, archive).
+	OpsReadWrite bool `envconfig:"OPS_READ_WRITE" default:"false"`
+	// ShutdownTimeout bounds how long in-flight requests may take at exit.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+}
+
+// Worker holds the settings of cmd/worker.
+type Worker struct {
+	Common
+
+	// SinchBaseURL is the XMS host, without the /xms/v1 path.
+	SinchBaseURL string `envconfig:"SINCH_API_BASE_URL" default:"https://us.sms.api.sinch.com"`
+	// SinchPlanID is the service plan ID that goes in the request path.
+	SinchPlanID string `envconfig:"SINCH_SERVICE_PLAN_ID" required:"true"`
+	// SinchToken is the service plan's API token.
+	SinchToken Secret `envconfig:"SINCH_API_TOKEN" required:"true"`
+	// SinchTimeout bounds one Sinch call from connect to the last byte.
+	SinchTimeout time.Duration `envconfig:"SINCH_TIMEOUT" default:"15s"`
+	// Concurrency is the number of tasks one worker process runs at once.
+	Concurrency int `envconfig:"WORKER_CONCURRENCY" default:"20"`
+	// RetryBaseDelay is the first retry delay; each further one doubles.
+	RetryBaseDelay time.Duration `envconfig:"RETRY_BASE_DELAY" default:"10s"`
+	// RetryMaxDelay caps a single retry delay.
+	RetryMaxDelay time.Duration `envconfig:"RETRY_MAX_DELAY" default:"30m"`
+	// AuthRetryDelay is how long jobs wait after Sinch refused our
+	// credentials before they try again.
+	AuthRetryDelay time.Duration `envconfig:"AUTH_RETRY_DELAY" default:"1m"`
+	// ShutdownTimeout is how long in-flight sends may run after SIGTERM.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// PollInterval is how often scheduled and retrying tasks are checked.
+	PollInterval time.Duration `envconfig:"WORKER_POLL_INTERVAL" default:"1s"`
+}
+
+// LoadAPI reads the API's settings from the environment.
+func LoadAPI() (API, error) {
+	var c API
+	if err := process(&c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// LoadWorker reads the worker's settings from the environment.
+func LoadWorker() (Worker, error) {
+	var c Worker
+	if err := process(&c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// process fills c and rewrites envconfig's errors into one line that leads
+// with the variable's name.
+func process(c any) error {
+	err := envconfig.Process("", c)
+	var pe *envconfig.ParseError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return fmt.Errorf("%s: cannot read %q as %s", pe.KeyName, pe.Value, pe.TypeName)
+	case strings.HasPrefix(err.Error(), "required key "):
+		// envconfig words it "required key X missing value".
+		name := strings.Fields(err.Error())[2]
+		return fmt.Errorf("%s: required but not set", name)
+	}
+	return err
+}
+
+// Validate checks the values envconfig cannot check by type alone.
+func (c Common) Validate() error {
+	if err := checkRedisURL(c.RedisURL); err != nil {
+		return err
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.RedisTimeout <= 0 {
+		return errors.New("REDIS_TIMEOUT: must be positive")
+	}
+	if c.JobRetention < time.Hour {
+		return errors.New("JOB_RETENTION: must be at least 1h")
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
+		return errors.New("MAX_ATTEMPTS: must be between 1 and 100")
+	}
+	return nil
+}
+
+// Validate checks the API's settings.
+func (c API) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return fmt.Errorf("PORT: %d is not a TCP port", c.Port)
+	}
+	for i, k := range c.APIKeys {
+		if len(strings.TrimSpace(k.Value())) < 16 {
+			return fmt.Errorf("INTERNAL_API_KEY: key %d is shorter than 16 characters", i+1)
+		}
+	}
+	if c.MaxBodyBytes < 1024 {
+		return errors.New("MAX_BODY_BYTES: must be at least 1024")
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		return errors.New("API_RATE_LIMIT: must not be negative")
+	}
+	if (c.OpsUser == "") != (c.OpsPassword == "") {
+		return errors.New("OPS_PASSWORD: OPS_USERNAME and OPS_PASSWORD must be set together")
+	}
+	if c.OpsPassword != "" && len(c.OpsPassword) < 12 {
+		return errors.New("OPS_PASSWORD: must be at least 12 characters")
+	}
+	if len(c.DefaultRegion) != 2 {
+		return fmt.Errorf("DEFAULT_REGION: %q is not a two-letter region code", c.DefaultRegion)
+	}
+	return nil
+}
+
+// Validate checks the worker's settings.
+func (c Worker) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	u, err := url.Parse(c.SinchBaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("SINCH_API_BASE_URL: %q is not an http(s) URL", c.SinchBaseURL)
+	}
+	if strings.ContainsAny(c.SinchPlanID, "/?# ") {
+		return errors.New("SINCH_SERVICE_PLAN_ID: must not contain '/', '?', '#' or spaces")
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1000 {
+		return errors.New("WORKER_CONCURRENCY: must be between 1 and 1000")
+	}
+	if c.SinchTimeout <= 0 {
+		return errors.New("SINCH_TIMEOUT: must be positive")
+	}
+	if c.ShutdownTimeout <= c.SinchTimeout {
+		return errors.New("SHUTDOWN_TIMEOUT: must be longer than SINCH_TIMEOUT so in-flight sends can finish")
+	}
+	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
+		return errors.New("RETRY_MAX_DELAY: must be at least RETRY_BASE_DELAY, and both positive")
+	}
+	if c.AuthRetryDelay <= 0 {
+		return errors.New("AUTH_RETRY_DELAY: must be positive")
+	}
+	if c.PollInterval <= 0 {
+		return errors.New("WORKER_POLL_INTERVAL: must be positive")
+	}
+	return nil
+}
+
+func checkRedisURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("REDIS_URL: not a URL")
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+		return nil
+	}
+	return fmt.Errorf("REDIS_URL: scheme %q is not redis, rediss or unix", u.Scheme)
+}

@@ -1,0 +1,250 @@
+// Package jobstore keeps mmsgate's own record of every job in Redis.
+//
+// asynq forgets a task once it completes and trims its archive, but a client
+// must be able to read a job's final state for the whole retention period.
+// So each job has a small Redis hash of its own, written by the API when the
+// job is accepted and moved forward by the worker. Every change goes through
+// a Lua script that refuses to move a status backwards, so two workers racing
+// on one job, or a late write after a retry, cannot undo progress.
+package jobstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mmsgate/mmsgate/internal/mms"
+)
+
+// Field names in the job hash. They are short because a campaign keeps
+// hundreds of thousands of these for a week.
+const (
+	fStatus    = "st"
+	fPriority  = "pr"
+	fReference = "ref"
+	fMessage   = "msg"
+	fAttempts  = "att"
+	fMax       = "max"
+	fNext      = "nxt"
+	fError     = "err"
+	fBatchID   = "bid"
+	fCreated   = "c"
+	fUpdated   = "u"
+	fAmbiguous = "amb"
+)
+
+// Store reads and writes job records.
+type Store struct {
+	rdb redis.UniversalClient
+	ttl time.Duration
+	now func() time.Time
+}
+
+// New returns a store that keeps each record for ttl after its last change.
+func New(rdb redis.UniversalClient, ttl time.Duration) *Store {
+	return &Store{rdb: rdb, ttl: ttl, now: time.Now}
+}
+
+// key puts the ID in a hash tag so that, on Redis Cluster, every key of one
+// job lands on the same slot.
+func key(id string) string { return "mmsgate:job:{" + id + "}" }
+
+// Create stores a new job. It fails if a job with that ID exists.
+func (s *Store) Create(ctx context.Context, j *mms.Job) error {
+	msg, err := json.Marshal(j.Message)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	now := ms(j.CreatedAt)
+	args := []any{
+		s.ttl.Milliseconds(),
+		fStatus, string(j.Status),
+		fPriority, string(j.Priority),
+		fMessage, msg,
+		fAttempts, 0,
+		fMax, j.MaxAttempts,
+		fCreated, now,
+		fUpdated, now,
+	}
+	if j.Reference != "" {
+		args = append(args, fReference, j.Reference)
+	}
+	created, err := createScript.Run(ctx, s.rdb, []string{key(j.ID)}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("create job: %w", err)
+	}
+	if created == 0 {
+		return fmt.Errorf("create job %s: already exists", j.ID)
+	}
+	return nil
+}
+
+// Delete removes a job record. The API uses it to undo a job it could not
+// enqueue.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, key(id)).Err(); err != nil {
+		return fmt.Errorf("delete job: %w", err)
+	}
+	return nil
+}
+
+// Get returns a job, or mms.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*mms.Job, error) {
+	h, err := s.rdb.HGetAll(ctx, key(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get job: %w", err)
+	}
+	if len(h) == 0 {
+		return nil, mms.ErrNotFound
+	}
+	return decode(id, h)
+}
+
+// Attempt is what Begin found when it claimed a job for an attempt.
+type Attempt struct {
+	Job *mms.Job
+	// Previous is the status the job had before the claim. StatusSending
+	// means an earlier attempt never recorded its outcome (the worker died,
+	// or its write failed), so Sinch may hold the batch already.
+	Previous mms.Status
+	// Ambiguous is true when an earlier attempt ended without knowing
+	// whether Sinch created the batch.
+	Ambiguous bool
+}
+
+// ErrDone is returned by Begin for a job that needs no further attempt:
+// Sinch accepted it already, or it ended otherwise.
+var ErrDone = errors.New("job needs no attempt")
+
+// Begin claims a job for one attempt: the status becomes sending and the
+// attempt is counted. It returns mms.ErrNotFound for a job that does not
+// exist and ErrDone for one that must not be sent.
+func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
+	res, err := beginScript.Run(ctx, s.rdb, []string{key(id)}, ms(s.now()), s.ttl.Milliseconds()).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("begin attempt: %w", err)
+	}
+	switch res[0] {
+	case "missing":
+		return nil, mms.ErrNotFound
+	case "done":
+		return nil, fmt.Errorf("%w: status %s", ErrDone, res[1])
+	}
+
+	h := make(map[string]string, len(res)/2)
+	for i := 2; i+1 < len(res); i += 2 {
+		h[res[i]] = res[i+1]
+	}
+	j, err := decode(id, h)
+	if err != nil {
+		return nil, err
+	}
+	return &Attempt{Job: j, Previous: mms.Status(res[1]), Ambiguous: h[fAmbiguous] == "1"}, nil
+}
+
+// Outcome is the result of an attempt, to be recorded by Finish.
+type Outcome struct {
+	Status  mms.Status
+	BatchID string
+	Err     *mms.JobError
+	// NextAttemptAt is when the next attempt is due, for StatusRetrying.
+	NextAttemptAt time.Time
+	// Uncount gives back the attempt Begin counted: the wait was not the
+	// message's fault (rate limit, our credentials).
+	Uncount bool
+	// Ambiguous records that Sinch may hold the batch despite the error.
+	Ambiguous bool
+}
+
+// Finish records the outcome of an attempt. It reports false, and changes
+// nothing, when the job has meanwhile moved to a status the outcome may not
+// replace (for example it was canceled).
+func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) {
+	delta := 0
+	if o.Uncount {
+		delta = -1
+	}
+	args := []any{string(o.Status), s.ttl.Milliseconds(), ms(s.now()), delta}
+
+	next := ""
+	if !o.NextAttemptAt.IsZero() {
+		next = strconv.FormatInt(ms(o.NextAttemptAt), 10)
+	}
+	amb := ""
+	if o.Ambiguous {
+		amb = "1"
+	}
+	args = append(args, fNext, next, fAmbiguous, amb)
+	if o.BatchID != "" {
+		args = append(args, fBatchID, o.BatchID)
+	}
+	if o.Err != nil {
+		e, err := json.Marshal(o.Err)
+		if err != nil {
+			return false, fmt.Errorf("encode error: %w", err)
+		}
+		args = append(args, fError, e)
+	}
+
+	res, err := transitionScript.Run(ctx, s.rdb, []string{key(id)}, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("finish attempt: %w", err)
+	}
+	return res == 1, nil
+}
+
+func decode(id string, h map[string]string) (*mms.Job, error) {
+	j := &mms.Job{
+		ID:           id,
+		Status:       mms.Status(h[fStatus]),
+		Priority:     mms.Priority(h[fPriority]),
+		Reference:    h[fReference],
+		SinchBatchID: h[fBatchID],
+	}
+	if err := json.Unmarshal([]byte(h[fMessage]), &j.Message); err != nil {
+		return nil, fmt.Errorf("job %s: decode message: %w", id, err)
+	}
+	j.Attempts, _ = strconv.Atoi(h[fAttempts])
+	j.MaxAttempts, _ = strconv.Atoi(h[fMax])
+	j.CreatedAt = fromMS(h[fCreated])
+	j.UpdatedAt = fromMS(h[fUpdated])
+	j.NextAttemptAt = fromMS(h[fNext])
+	if e := h[fError]; e != "" {
+		j.LastError = new(mms.JobError)
+		if err := json.Unmarshal([]byte(e), j.LastError); err != nil {
+			return nil, fmt.Errorf("job %s: decode error: %w", id, err)
+		}
+	}
+	return j, nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// rankTable renders mms's status ranks as a Lua table, so the scripts and
+// the Go code share one definition of "backwards".
+func rankTable() string {
+	var b strings.Builder
+	b.WriteString("local rank = {")
+	for _, st := range []mms.Status{
+		mms.StatusQueued, mms.StatusScheduled, mms.StatusSending, mms.StatusRetrying, mms.StatusSent,
+		mms.StatusDelivered, mms.StatusPartiallyDelivered, mms.StatusFailed, mms.StatusCanceled, mms.StatusExpired,
+	} {
+		fmt.Fprintf(&b, "[%q]=%d,", st, st.Rank())
+	}
+	b.WriteString("}\n")
+	return b.String()
+}

@@ -1,0 +1,65 @@
+package jobstore
+
+import "github.com/redis/go-redis/v9"
+
+// createScript writes a new job hash unless the key exists.
+// KEYS[1] job key; ARGV[1] ttl ms; ARGV[2..] field, value pairs.
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+`)
+
+// canMove mirrors mms.Status.CanMove.
+const canMove = `
+local function can_move(from, to)
+  local a, b = rank[from], rank[to]
+  if a == nil or b == nil or a == 3 then return false end
+  if b > a then return true end
+  return a == 1 and b == 1
+end
+`
+
+// beginScript claims a job for an attempt.
+// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
+// Returns {"missing"}, {"done", status}, or {"ok", previous status, field,
+// value, ...}.
+var beginScript = redis.NewScript(rankTable() + canMove + `
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return {'missing'} end
+if not can_move(st, 'sending') then return {'done', st} end
+redis.call('HSET', KEYS[1], 'st', 'sending', 'u', ARGV[1])
+redis.call('HDEL', KEYS[1], 'nxt')
+redis.call('HINCRBY', KEYS[1], 'att', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local out = {'ok', st}
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h do out[#out + 1] = h[i] end
+return out
+`)
+
+// transitionScript moves a job to a new status and sets fields with it,
+// unless that would move it backwards.
+// KEYS[1] job key; ARGV[1] status; ARGV[2] ttl ms; ARGV[3] now ms;
+// ARGV[4] attempts delta; ARGV[5..] field, value pairs (an empty value
+// deletes the field). Returns 1 if applied, 0 if refused, -1 if missing.
+var transitionScript = redis.NewScript(rankTable() + canMove + `
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return -1 end
+if not can_move(st, ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'st', ARGV[1], 'u', ARGV[3])
+local d = tonumber(ARGV[4])
+if d ~= 0 then redis.call('HINCRBY', KEYS[1], 'att', d) end
+for i = 5, #ARGV, 2 do
+  if ARGV[i+1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)

@@ -1,0 +1,72 @@
+// Package logging builds mmsgate's zerolog loggers and holds the helpers
+// that keep personal data out of logs.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// New returns a JSON logger at the given level ("debug", "info", "warn",
+// "error") that writes to w, or to stderr when w is nil.
+func New(level string, w io.Writer) zerolog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// digits finds runs that could be phone numbers: six or more digits, with
+// the separators people put between them.
+var digits = regexp.MustCompile(`\+?\d[\d ().-]{4,}\d`)
+
+// MaskNumbers replaces every phone-number-like run in s with a form that
+// keeps only its last two digits, for text that may quote a request (Sinch's
+// error text, for one).
+func MaskNumbers(s string) string {
+	return digits.ReplaceAllStringFunc(s, MaskNumber)
+}
+
+// MaskNumber hides all but the last two digits of a phone number.
+func MaskNumber(n string) string {
+	var d []byte
+	for i := 0; i < len(n); i++ {
+		if n[i] >= '0' && n[i] <= '9' {
+			d = append(d, n[i])
+		}
+	}
+	if len(d) <= 2 {
+		return "**"
+	}
+	return fmt.Sprintf("***%s", d[len(d)-2:])
+}
+
+// Asynq routes asynq's own log lines into a zerolog logger.
+type Asynq struct{ L zerolog.Logger }
+
+// Debug logs at debug level.
+func (a Asynq) Debug(args ...any) { a.L.Debug().Msg(fmt.Sprint(args...)) }
+
+// Info logs at info level.
+func (a Asynq) Info(args ...any) { a.L.Info().Msg(fmt.Sprint(args...)) }
+
+// Warn logs at warn level.
+func (a Asynq) Warn(args ...any) { a.L.Warn().Msg(fmt.Sprint(args...)) }
+
+// Error logs at error level.
+func (a Asynq) Error(args ...any) { a.L.Error().Msg(fmt.Sprint(args...)) }
+
+// Fatal logs and exits, as asynq expects of it.
+func (a Asynq) Fatal(args ...any) { a.L.Fatal().Msg(fmt.Sprint(args...)) }

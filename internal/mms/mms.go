@@ -1,0 +1,90 @@
+// Package mms holds mmsgate's domain: the message a client asks us to send,
+// the job that tracks it, the statuses a job moves through, and the rules a
+// request must meet before anything is stored or sent.
+//
+// It imports nothing else of ours, so every other package can depend on it.
+package mms
+
+import (
+	"crypto/rand"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// ErrInvalid marks an error caused by the caller's input.
+var ErrInvalid = errors.New("invalid input")
+
+// ErrNotFound is returned when a job does not exist or has expired.
+var ErrNotFound = errors.New("not found")
+
+// Priority selects the queue a job waits in.
+type Priority string
+
+// The priorities, one asynq queue each, served in this order of weight.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityBulk   Priority = "bulk"
+)
+
+// Priorities lists every priority, highest first.
+var Priorities = []Priority{PriorityHigh, PriorityNormal, PriorityBulk}
+
+// Valid reports whether p is a known priority.
+func (p Priority) Valid() bool {
+	return p == PriorityHigh || p == PriorityNormal || p == PriorityBulk
+}
+
+// Queue is the name of the asynq queue for p.
+func (p Priority) Queue() string { return "mms:" + string(p) }
+
+// Message is what goes to Sinch as one mt_media batch.
+type Message struct {
+	To         []string                     `json:"to"` // E.164
+	From       string                       `json:"from,omitempty"`
+	MediaURL   string                       `json:"media_url"`
+	Text       string                       `json:"message,omitempty"`
+	Subject    string                       `json:"subject,omitempty"`
+	Parameters map[string]map[string]string `json:"parameters,omitempty"`
+}
+
+// Job is our record of one message: what was asked and where it stands.
+type Job struct {
+	ID            string
+	Status        Status
+	Priority      Priority
+	Reference     string
+	Message       Message
+	Attempts      int // Sinch calls that counted against the budget
+	MaxAttempts   int
+	NextAttemptAt time.Time // zero when no retry is planned
+	LastError     *JobError
+	SinchBatchID  string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// JobError is the last thing that went wrong with a job.
+type JobError struct {
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// NewJobID returns a new, time-ordered job ID.
+func NewJobID() string {
+	return strings.ToLower(ulid.MustNew(ulid.Now(), rand.Reader).String())
+}
+
+// ValidJobID reports whether s has the shape of a job ID, so malformed IDs
+// are refused before they reach Redis.
+func ValidJobID(s string) bool {
+	if len(s) != ulid.EncodedSize {
+		return false
+	}
+	_, err := ulid.ParseStrict(strings.ToUpper(s))
+	return err == nil
+}

@@ -1,0 +1,253 @@
+// Package worker holds the asynq handler that sends a job's batch to Sinch,
+// and the asynq server that runs it.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/sinch"
+	"github.com/mmsgate/mmsgate/internal/task"
+)
+
+// Sender is the part of the Sinch client the handler uses.
+type Sender interface {
+	SendMedia(ctx context.Context, b sinch.MediaBatch) (*sinch.Batch, error)
+	FindByClientReference(ctx context.Context, ref string, since time.Time) (*sinch.Batch, error)
+}
+
+var _ Sender = (*sinch.Client)(nil)
+
+// Config tunes the handler.
+type Config struct {
+	Backoff Backoff
+	// AuthRetryDelay is the wait after Sinch refused our credentials.
+	AuthRetryDelay time.Duration
+	// WriteTimeout bounds the store write that records an outcome. It runs
+	// on a context of its own so that an outcome is recorded even when the
+	// task's context ended (shutdown, timeout) during the Sinch call.
+	WriteTimeout time.Duration
+}
+
+// Handler sends TypeSend tasks.
+type Handler struct {
+	store  *jobstore.Store
+	sinch  Sender
+	cfg    Config
+	log    zerolog.Logger
+	now    func() time.Time
+	orphan func(id string) // test hook: called when a job record is missing
+}
+
+// NewHandler returns a handler.
+func NewHandler(store *jobstore.Store, s Sender, cfg Config, log zerolog.Logger) *Handler {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	return &Handler{store: store, sinch: s, cfg: cfg, log: log, now: time.Now, orphan: func(string) {}}
+}
+
+// ProcessTask sends one job's batch, records the outcome in the job store,
+// and tells asynq whether and when to run the task again.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := task.DecodeSend(t.Payload())
+	if err != nil {
+		h.log.Error().Err(err).Msg("undecodable send task dropped")
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+
+	a, err := h.store.Begin(ctx, p.JobID)
+	switch {
+	case errors.Is(err, mms.ErrNotFound):
+		// The API removes a job it could not enqueue; if the enqueue had in
+		// fact gone through, this is that task. The client was told 503.
+		h.log.Warn().Str("job_id", p.JobID).Msg("send task has no job record; dropped")
+		h.orphan(p.JobID)
+		return nil
+	case errors.Is(err, jobstore.ErrDone):
+		h.log.Info().Str("job_id", p.JobID).Err(err).Msg("send task skipped")
+		return nil
+	case err != nil:
+		return fmt.Errorf("job %s: %w", p.JobID, err)
+	}
+
+	job := a.Job
+	log := h.log.With().Str("job_id", job.ID).Int("attempt", job.Attempts).
+		Str("queue", job.Priority.Queue()).Int("recipients", len(job.Message.To)).Logger()
+
+	// An earlier attempt may have reached Sinch without our learning of it.
+	// Sinch has no idempotency key, so look for the batch by the job ID we
+	// sent as client_reference before sending anything again.
+	if a.Previous == mms.StatusSending || a.Ambiguous {
+		batch, err := h.lookup(ctx, log, job)
+		if err != nil {
+			return h.failed(log, job, err)
+		}
+		if batch != nil {
+			return h.sent(log, job, batch.ID, "adopted")
+		}
+		if job.Attempts > job.MaxAttempts {
+			return h.exhausted(log, job, &mms.JobError{Code: "retries_exhausted",
+				Message: "no attempt left after an attempt with an unknown outcome; Sinch holds no batch for this job",
+				At:      h.now().UTC()})
+		}
+	}
+
+	start := time.Now()
+	batch, err := h.sinch.SendMedia(ctx, batchFor(job))
+	log = log.With().Dur("duration_ms", time.Since(start)).Logger()
+	if err != nil {
+		return h.failed(log, job, err)
+	}
+	return h.sent(log, job, batch.ID, "sent")
+}
+
+func (h *Handler) lookup(ctx context.Context, log zerolog.Logger, job *mms.Job) (*sinch.Batch, error) {
+	start := time.Now()
+	batch, err := h.sinch.FindByClientReference(ctx, job.ID, job.CreatedAt.Add(-time.Hour))
+	ev := log.Info().Dur("duration_ms", time.Since(start))
+	if err != nil {
+		ev = log.Warn().Dur("duration_ms", time.Since(start)).Str("error", err.Error())
+	}
+	ev.Bool("found", batch != nil).Msg("sinch batch lookup after an unclear attempt")
+	return batch, err
+}
+
+func batchFor(j *mms.Job) sinch.MediaBatch {
+	return sinch.MediaBatch{
+		To:   j.Message.To,
+		From: j.Message.From,
+		Body: sinch.MediaBody{
+			URL:     j.Message.MediaURL,
+			Message: j.Message.Text,
+			Subject: j.Message.Subject,
+		},
+		Parameters:      j.Message.Parameters,
+		ClientReference: j.ID,
+	}
+}
+
+// record writes an outcome on a context of its own; see Config.WriteTimeout.
+func (h *Handler) record(id string, o jobstore.Outcome) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
+	defer cancel()
+	return h.store.Finish(ctx, id, o)
+}
+
+func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) error {
+	applied, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID})
+	if err != nil {
+		// Sinch holds the batch but we could not say so. Returning the error
+		// makes asynq run the task again; that attempt finds the job still
+		// "sending", looks the batch up and adopts it instead of resending.
+		log.Error().Err(err).Str("batch_id", batchID).Msg("mms sent but its status could not be stored")
+		return err
+	}
+	log.Info().Str("batch_id", batchID).Int("sinch_status", 201).Bool("applied", applied).Str("outcome", how).
+		Msg("mms sent")
+	return nil
+}
+
+// failed handles an error from Sinch or on the way to it.
+func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
+	now := h.now().UTC()
+	jerr := &mms.JobError{Code: sinch.ReasonCode(err), Message: describe(err), At: now}
+	class := sinch.Classify(err)
+	log = log.With().Str("class", class.String()).Str("sinch_code", jerr.Code).Int("sinch_status", statusOf(err)).Logger()
+
+	switch class {
+	case sinch.Permanent:
+		if _, werr := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); werr != nil {
+			log.Error().Err(werr).Msg("could not store a permanent failure")
+			return werr
+		}
+		log.Warn().Str("error", logging.MaskNumbers(err.Error()+": "+jerr.Message)).Msg("sinch rejected mms")
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+
+	case sinch.Throttled:
+		delay := h.cfg.Backoff.Delay(1)
+		return h.wait(log, job, err, jerr, max(delay, retryAfter(err, h.cfg.Backoff.Max)), "sinch throttled us")
+
+	case sinch.Unauthorized:
+		log.Error().Msg("sinch refused our credentials: check SINCH_API_TOKEN and SINCH_SERVICE_PLAN_ID; jobs wait")
+		return h.wait(log, job, err, jerr, h.cfg.AuthRetryDelay, "")
+	}
+
+	ambiguous := sinch.Ambiguous(err)
+	if job.Attempts >= job.MaxAttempts && !ambiguous {
+		jerr.Message = fmt.Sprintf("gave up after %d attempts; last: %s", job.Attempts, jerr.Message)
+		return h.exhausted(log, job, jerr)
+	}
+	delay := max(h.cfg.Backoff.Delay(job.Attempts), retryAfter(err, h.cfg.Backoff.Max))
+	next := now.Add(delay)
+	if _, werr := h.record(job.ID, jobstore.Outcome{
+		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Ambiguous: ambiguous,
+	}); werr != nil {
+		log.Error().Err(werr).Msg("could not store a retry")
+		return werr
+	}
+	log.Warn().Str("error", logging.MaskNumbers(err.Error())).Bool("ambiguous", ambiguous).
+		Time("next_attempt_at", next).Msg("sinch attempt failed; will retry")
+	return &retryError{delay: delay, counted: true, err: err}
+}
+
+// wait schedules the job again without spending an attempt.
+func (h *Handler) wait(log zerolog.Logger, job *mms.Job, err error, jerr *mms.JobError, delay time.Duration,
+	msg string) error {
+	next := h.now().UTC().Add(delay)
+	if _, werr := h.record(job.ID, jobstore.Outcome{
+		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Uncount: true,
+	}); werr != nil {
+		log.Error().Err(werr).Msg("could not store a wait")
+		return werr
+	}
+	if msg != "" {
+		log.Warn().Time("next_attempt_at", next).Msg(msg)
+	}
+	return &retryError{delay: delay, counted: false, err: err}
+}
+
+func (h *Handler) exhausted(log zerolog.Logger, job *mms.Job, jerr *mms.JobError) error {
+	if _, werr := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); werr != nil {
+		log.Error().Err(werr).Msg("could not store a final failure")
+		return werr
+	}
+	log.Error().Str("sinch_code", jerr.Code).Msg("mms failed: no attempts left")
+	return fmt.Errorf("job %s: %s: %w", job.ID, jerr.Code, asynq.SkipRetry)
+}
+
+// describe is the message stored with a job: Sinch's own text where there is
+// one. The client sent the request, so the text may be shown to it in full.
+func describe(err error) string {
+	var se *sinch.Error
+	if errors.As(err, &se) && se.Text != "" {
+		return se.Text
+	}
+	return err.Error()
+}
+
+func statusOf(err error) int {
+	var se *sinch.Error
+	if errors.As(err, &se) {
+		return se.StatusCode
+	}
+	return 0
+}
+
+// retryAfter is the wait Sinch asked for, capped so that a wild header
+// cannot park a job for days.
+func retryAfter(err error, limit time.Duration) time.Duration {
+	var se *sinch.Error
+	if errors.As(err, &se) {
+		return min(se.RetryAfter, limit)
+	}
+	return 0
+}
