@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mmsgate/mmsgate/internal/app"
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/logging"
@@ -27,6 +29,8 @@ func run() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(cfg.LogLevel, os.Stderr).With().Str("service", "worker").Logger()
+
+	redis.SetLogger(logging.Redis{L: log})
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -85,9 +85,10 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		limit := redis_rate.Limit{Rate: cfg.RateLimit, Burst: max(cfg.RateBurst, cfg.RateLimit), Period: time.Second}
 		mw = append(mw, rateLimit(redis_rate.NewLimiter(deps.Redis), limit, cfg.RedisTimeout, log))
 	}
-	g := e.Group("/api/mms", mw...)
-	g.POST("/send", s.send)
-	g.GET("/jobs/:id", s.getJob)
+	// Routes take the middleware one by one rather than through a group:
+	// an Echo group with middleware answers 404 where 405 is right.
+	e.POST("/api/mms/send", s.send, mw...)
+	e.GET("/api/mms/jobs/:id", s.getJob, mw...)
 
 	if cfg.Ops != nil {
 		mountOps(e, *cfg.Ops, log)

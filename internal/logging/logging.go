@@ -3,6 +3,7 @@
 package logging
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -70,3 +71,12 @@ func (a Asynq) Error(args ...any) { a.L.Error().Msg(fmt.Sprint(args...)) }
 
 // Fatal logs and exits, as asynq expects of it.
 func (a Asynq) Fatal(args ...any) { a.L.Fatal().Msg(fmt.Sprint(args...)) }
+
+// Redis routes go-redis's internal log lines (dial failures and the like)
+// into zerolog, so they come out as JSON with the rest.
+type Redis struct{ L zerolog.Logger }
+
+// Printf logs at warn level.
+func (r Redis) Printf(_ context.Context, format string, v ...any) {
+	r.L.Warn().Str("component", "go-redis").Msg(MaskNumbers(fmt.Sprintf(format, v...)))
+}

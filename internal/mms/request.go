@@ -82,7 +82,7 @@ func (r *Recipients) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '[' {
 		var many []string
 		if err := json.Unmarshal(b, &many); err != nil {
-			return &json.UnmarshalTypeError{Value: "array element", Type: reflectString, Field: "to"}
+			return &json.UnmarshalTypeError{Value: "array element", Type: reflectString}
 		}
 		*r = many
 		return nil
@@ -91,7 +91,7 @@ func (r *Recipients) UnmarshalJSON(b []byte) error {
 		*r = nil
 		return nil
 	}
-	return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflectString, Field: "to"}
+	return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflectString}
 }
 
 // SendRequest is the body of POST /api/mms/send as the client wrote it.

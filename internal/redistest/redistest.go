@@ -9,13 +9,11 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +29,13 @@ type Server struct {
 	URL string
 	// Embedded is true when the server is miniredis.
 	Embedded bool
+
+	stop func()
 }
+
+// Stop shuts the server down before the test ends, to test what happens
+// when Redis goes away.
+func (s *Server) Stop() { s.stop() }
 
 // Mode says which Redis the tests use: "server" or "embedded".
 func Mode() string {
@@ -57,7 +61,7 @@ func Start(tb testing.TB) *Server {
 			fmt.Fprintln(os.Stderr, "redistest: redis-server not used; Redis-backed tests run on embedded miniredis")
 		})
 		m := miniredis.RunT(tb)
-		return &Server{URL: "redis://" + m.Addr() + "/0", Embedded: true}
+		return &Server{URL: "redis://" + m.Addr() + "/0", Embedded: true, stop: m.Close}
 	}
 	return startServer(tb)
 }
@@ -84,33 +88,30 @@ func startServer(tb testing.TB) *Server {
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--loglevel", "warning",
+		"--logfile", filepath.Join(dir, "redis.log"),
 		"--maxmemory-policy", "noeviction",
 	)
-	stderr, _ := cmd.StderrPipe()
-	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
-	var logTail strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if logTail.Len() < 4096 {
-				logTail.WriteString(sc.Text() + "\n")
-			}
-		}
-	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
 	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 		_ = os.RemoveAll(dir)
 	})
 
 	url := "unix://" + sock
 	if err := waitReady(url, 10*time.Second); err != nil {
-		tb.Fatalf("redis-server did not come up: %v", err)
+		logText, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+		tb.Fatalf("redis-server did not come up: %v\n%s", err, logText)
 	}
-	return &Server{URL: url}
+	return &Server{URL: url, stop: stop}
 }
 
 func waitReady(url string, limit time.Duration) error {

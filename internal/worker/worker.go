@@ -174,7 +174,7 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
 
 	case sinch.Throttled:
 		delay := h.cfg.Backoff.Delay(1)
-		return h.wait(log, job, err, jerr, max(delay, retryAfter(err, h.cfg.Backoff.Max)), "sinch throttled us")
+		return h.wait(log, job, err, jerr, max(delay, retryAfter(err)), "sinch throttled us")
 
 	case sinch.Unauthorized:
 		log.Error().Msg("sinch refused our credentials: check SINCH_API_TOKEN and SINCH_SERVICE_PLAN_ID; jobs wait")
@@ -186,7 +186,7 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
 		jerr.Message = fmt.Sprintf("gave up after %d attempts; last: %s", job.Attempts, jerr.Message)
 		return h.exhausted(log, job, jerr)
 	}
-	delay := max(h.cfg.Backoff.Delay(job.Attempts), retryAfter(err, h.cfg.Backoff.Max))
+	delay := max(h.cfg.Backoff.Delay(job.Attempts), retryAfter(err))
 	next := now.Add(delay)
 	if _, werr := h.record(job.ID, jobstore.Outcome{
 		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Ambiguous: ambiguous,
@@ -242,12 +242,15 @@ func statusOf(err error) int {
 	return 0
 }
 
-// retryAfter is the wait Sinch asked for, capped so that a wild header
+// maxRetryAfter caps the wait Sinch may ask for, so that a wild header
 // cannot park a job for days.
-func retryAfter(err error, limit time.Duration) time.Duration {
+const maxRetryAfter = time.Hour
+
+// retryAfter is the wait Sinch asked for, if any.
+func retryAfter(err error) time.Duration {
 	var se *sinch.Error
 	if errors.As(err, &se) {
-		return min(se.RetryAfter, limit)
+		return min(se.RetryAfter, maxRetryAfter)
 	}
 	return 0
 }

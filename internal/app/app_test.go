@@ -1,0 +1,522 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mmsgate/mmsgate/internal/app"
+	"github.com/mmsgate/mmsgate/internal/config"
+	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/redistest"
+	"github.com/mmsgate/mmsgate/internal/sinchsim"
+)
+
+const (
+	apiKey     = "test-key-0123456789abcdef"
+	rotatedKey = "test-key-rotated-0123456789"
+	simToken   = "sim-secret-token-42"
+	opsPass    = "ops-password-123"
+)
+
+// stack is one whole mmsgate: its own Redis, the simulator, the API and a
+// worker, all running the production code paths.
+type stack struct {
+	url   string // API base URL
+	sim   *sinchsim.Server
+	redis *redistest.Server
+	rdb   *redis.Client
+	logs  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type options struct {
+	maxAttempts int
+	rateLimit   int
+	ops         bool
+	noWorker    bool
+}
+
+func setup(t *testing.T, o options) *stack {
+	t.Helper()
+
+	rs := redistest.Start(t)
+	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken})
+	simSrv := httptest.NewServer(sim)
+	t.Cleanup(simSrv.Close)
+
+	logs := &syncBuffer{}
+	log := logging.New("debug", logs)
+	common := config.Common{
+		RedisURL:     rs.URL,
+		RedisTimeout: 500 * time.Millisecond,
+		LogLevel:     "debug",
+		JobRetention: time.Hour,
+		MaxAttempts:  max(o.maxAttempts, 1),
+	}
+	if o.maxAttempts == 0 {
+		common.MaxAttempts = 5
+	}
+	apiCfg := config.API{
+		Common:          common,
+		ListenHost:      "127.0.0.1",
+		APIKeys:         []config.Secret{apiKey, rotatedKey},
+		DefaultFrom:     "+12025550100",
+		DefaultRegion:   "US",
+		MaxBodyBytes:    64 << 10,
+		RateLimit:       o.rateLimit,
+		RateBurst:       o.rateLimit,
+		ShutdownTimeout: 2 * time.Second,
+	}
+	if o.ops {
+		apiCfg.OpsUser, apiCfg.OpsPassword = "operator", opsPass
+	}
+	workerCfg := config.Worker{
+		Common:          common,
+		SinchBaseURL:    simSrv.URL,
+		SinchPlanID:     "plan-1",
+		SinchToken:      simToken,
+		SinchTimeout:    time.Second,
+		Concurrency:     4,
+		RetryBaseDelay:  50 * time.Millisecond,
+		RetryMaxDelay:   200 * time.Millisecond,
+		AuthRetryDelay:  100 * time.Millisecond,
+		ShutdownTimeout: 3 * time.Second,
+		PollInterval:    100 * time.Millisecond,
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	addr := make(chan string, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := app.RunAPI(ctx, apiCfg, log.With().Str("service", "api").Logger(),
+			func(a string) { addr <- a }); err != nil {
+			t.Errorf("api: %v", err)
+			close(addr)
+		}
+	}()
+	if !o.noWorker {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := app.RunWorker(ctx, workerCfg, log.With().Str("service", "worker").Logger()); err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+
+	a, ok := <-addr
+	require.True(t, ok, "api did not start")
+	return &stack{url: "http://" + a, sim: sim, redis: rs, rdb: rs.Client(t), logs: logs}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func (s *stack) do(t *testing.T, method, path, contentType, body string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("X-API-Key", apiKey)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+
+	out := response{status: resp.StatusCode, header: resp.Header}
+	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		require.NoError(t, json.Unmarshal(raw, &out.body), string(raw))
+	}
+	return out
+}
+
+const goodBody = `{"to":["+1 (202) 555-0123","415-555-2671"],"media_url":"https://cdn.example.com/mms/sale.jpg",` +
+	`"message":"Winter sale starts now","subject":"Sale","reference":"campaign-7"}`
+
+func (s *stack) send(t *testing.T, body string) string {
+	t.Helper()
+	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json", body)
+	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
+	id, _ := r.body["job_id"].(string)
+	require.True(t, mms.ValidJobID(id))
+	return id
+}
+
+// waitFor polls the job until its status is want, and returns it.
+func (s *stack) waitFor(t *testing.T, id string, want mms.Status) map[string]any {
+	t.Helper()
+	var last map[string]any
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		r := s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "")
+		require.Equal(t, http.StatusOK, r.status)
+		last = r.body
+		if last["status"] == string(want) {
+			return last
+		}
+		if st := mms.Status(last["status"].(string)); st.Final() {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not reach %s; last seen: %v", id, want, last)
+	return nil
+}
+
+func (s *stack) inspector(t *testing.T) *asynq.Inspector {
+	t.Helper()
+	return asynq.NewInspectorFromRedisClient(s.rdb)
+}
+
+func TestSendReachesSent(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+
+	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody)
+	require.Equal(t, http.StatusAccepted, r.status)
+	id := r.body["job_id"].(string)
+	require.Equal(t, "queued", r.body["status"])
+	require.Equal(t, "/api/mms/jobs/"+id, r.body["status_url"])
+	require.Equal(t, "/api/mms/jobs/"+id, r.header.Get("Location"))
+	require.Equal(t, "campaign-7", r.body["reference"])
+	require.NotEmpty(t, r.header.Get("X-Request-ID"))
+
+	job := s.waitFor(t, id, mms.StatusSent)
+	require.Equal(t, []any{"+12025550123", "+14155552671"}, job["recipients"])
+	require.Equal(t, "campaign-7", job["reference"])
+	require.EqualValues(t, 1, job["attempts"])
+	require.EqualValues(t, 5, job["max_attempts"])
+	require.Nil(t, job["last_error"])
+	require.Nil(t, job["next_attempt_at"])
+
+	batches := s.sim.Batches()
+	require.Len(t, batches, 1)
+	b := batches[0]
+	require.Equal(t, job["sinch_batch_id"], b.ID)
+	require.Equal(t, id, b.ClientReference)
+	require.Equal(t, "mt_media", b.Type)
+	require.Equal(t, []string{"+12025550123", "+14155552671"}, b.To)
+	require.Equal(t, "+12025550100", b.From)
+	require.Equal(t, "https://cdn.example.com/mms/sale.jpg", b.Body.URL)
+	require.Equal(t, "Winter sale starts now", b.Body.Message)
+	require.Equal(t, "Sale", b.Body.Subject)
+	require.Equal(t, 1, s.sim.Posts())
+
+	// Nothing personal or secret reaches the logs.
+	logs := s.logs.String()
+	require.Contains(t, logs, id, "logs carry the job ID")
+	for _, secret := range []string{"2025550123", "4155552671", "Winter sale", apiKey, simToken, "sale.jpg"} {
+		require.NotContains(t, logs, secret)
+	}
+}
+
+func TestPermanentErrorFailsAfterOneCall(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	s.sim.Inject(sinchsim.Fault{Status: 400, Code: "syntax_invalid_parameter_format", Text: "bad number"})
+
+	id := s.send(t, goodBody)
+	job := s.waitFor(t, id, mms.StatusFailed)
+	lastErr := job["last_error"].(map[string]any)
+	require.Equal(t, "syntax_invalid_parameter_format", lastErr["code"])
+	require.Equal(t, "bad number", lastErr["message"])
+	require.NotEmpty(t, lastErr["at"])
+	require.EqualValues(t, 1, job["attempts"])
+
+	// The task is dead-lettered at once, and never retried.
+	require.Eventually(t, func() bool {
+		tasks, err := s.inspector(t).ListArchivedTasks(mms.PriorityNormal.Queue())
+		return err == nil && len(tasks) == 1 && tasks[0].ID == id
+	}, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // three poll intervals: a retry would have run
+	require.Equal(t, 1, s.sim.Posts())
+}
+
+func TestTransientErrorsRetryThenSend(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	s.sim.Inject(sinchsim.Fault{Status: 503}, sinchsim.Fault{Status: 503})
+
+	id := s.send(t, goodBody)
+	job := s.waitFor(t, id, mms.StatusSent)
+	require.Equal(t, 3, s.sim.Posts())
+	require.Len(t, s.sim.Batches(), 1)
+	require.EqualValues(t, 3, job["attempts"])
+	require.Equal(t, "service_unavailable", job["last_error"].(map[string]any)["code"], "the last error stays on record")
+}
+
+func TestRetriesEndInFailure(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{maxAttempts: 3})
+	s.sim.Inject(sinchsim.Fault{Status: 500}, sinchsim.Fault{Status: 502}, sinchsim.Fault{Status: 503},
+		sinchsim.Fault{Status: 503})
+
+	id := s.send(t, goodBody)
+	job := s.waitFor(t, id, mms.StatusFailed)
+	require.EqualValues(t, 3, job["attempts"])
+	require.Contains(t, job["last_error"].(map[string]any)["message"], "gave up after 3 attempts")
+	require.Eventually(t, func() bool {
+		tasks, err := s.inspector(t).ListArchivedTasks(mms.PriorityNormal.Queue())
+		return err == nil && len(tasks) == 1
+	}, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, 3, s.sim.Posts())
+}
+
+func TestRetryingShowsNextAttempt(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	s.sim.Inject(sinchsim.Fault{Status: 429, RetryAfter: 2 * time.Second})
+
+	id := s.send(t, goodBody)
+	job := s.waitFor(t, id, mms.StatusRetrying)
+	next, err := time.Parse(time.RFC3339Nano, job["next_attempt_at"].(string))
+	require.NoError(t, err)
+	updated, err := time.Parse(time.RFC3339Nano, job["updated_at"].(string))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, next.Sub(updated), 1900*time.Millisecond, "Retry-After is honoured")
+	require.EqualValues(t, 0, job["attempts"], "a 429 does not spend the message's attempts")
+
+	job = s.waitFor(t, id, mms.StatusSent)
+	require.EqualValues(t, 1, job["attempts"])
+	require.Equal(t, 2, s.sim.Posts())
+}
+
+func TestUnauthorizedKeepsJobsWaiting(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{maxAttempts: 2})
+	// More 401s than the job has attempts: none of them may fail it.
+	s.sim.Inject(sinchsim.Fault{Status: 401}, sinchsim.Fault{Status: 401}, sinchsim.Fault{Status: 401})
+
+	id := s.send(t, goodBody)
+	job := s.waitFor(t, id, mms.StatusSent)
+	require.EqualValues(t, 1, job["attempts"])
+	require.Equal(t, 4, s.sim.Posts())
+	require.Contains(t, s.logs.String(), `"level":"error"`)
+	require.Contains(t, s.logs.String(), "sinch refused our credentials")
+}
+
+func TestBadRequestsEnqueueNothing(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+
+	big := `{"to":"+12025550123","media_url":"https://x.io/a.jpg","message":"` + strings.Repeat("a", 70<<10) + `"}`
+	tests := []struct {
+		name, contentType, body string
+		status                  int
+		code, field             string
+	}{
+		{"malformed json", "application/json", `{"to":`, 400, "invalid_json", "body"},
+		{"unknown field", "application/json", `{"to":"+12025550123","media_url":"https://x.io/a.jpg","fallback_sms_text":"x"}`,
+			400, "invalid_json", "fallback_sms_text"},
+		{"wrong type", "application/json", `{"to":"+12025550123","media_url":["https://x.io/a.jpg"]}`, 400, "invalid_json",
+			"media_url"},
+		{"wrong content type", "text/plain", goodBody, 415, "unsupported_media_type", ""},
+		{"no content type", "", goodBody, 415, "unsupported_media_type", ""},
+		{"oversized", "application/json", big, 413, "body_too_large", ""},
+		{"invalid number", "application/json", `{"to":["+12025550123","call me"],"media_url":"https://x.io/a.jpg"}`,
+			422, "validation_failed", "to[1]"},
+		{"missing media", "application/json", `{"to":"+12025550123"}`, 422, "validation_failed", "media_url"},
+		{"javascript url", "application/json", `{"to":"+12025550123","media_url":"javascript:alert(1)"}`, 422,
+			"validation_failed", "media_url"},
+		{"bad priority", "application/json", `{"to":"+12025550123","media_url":"https://x.io/a.jpg","priority":"now"}`,
+			422, "validation_failed", "priority"},
+		{"null body", "application/json", `null`, 422, "validation_failed", "to"},
+	}
+	for _, tt := range tests {
+		r := s.do(t, http.MethodPost, "/api/mms/send", tt.contentType, tt.body)
+		require.Equal(t, tt.status, r.status, tt.name)
+		e, ok := r.body["error"].(map[string]any)
+		require.True(t, ok, "%s: JSON error body: %v", tt.name, r.body)
+		require.Equal(t, tt.code, e["code"], tt.name)
+		require.NotEmpty(t, e["message"], tt.name)
+		if tt.field != "" {
+			fields := e["fields"].([]any)
+			require.Equal(t, tt.field, fields[0].(map[string]any)["field"], tt.name)
+			require.NotEmpty(t, fields[0].(map[string]any)["message"], tt.name)
+		}
+	}
+
+	// Nothing was recorded, queued or sent.
+	keys, err := s.rdb.Keys(context.Background(), "mmsgate:job:*").Result()
+	require.NoError(t, err)
+	require.Empty(t, keys)
+	for _, p := range mms.Priorities {
+		info, err := s.inspector(t).GetQueueInfo(p.Queue())
+		if err == nil {
+			require.Zero(t, info.Size, p)
+		}
+	}
+	require.Zero(t, s.sim.Posts())
+}
+
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+
+	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody, "X-API-Key", "")
+	require.Equal(t, http.StatusUnauthorized, r.status)
+	require.Equal(t, "unauthorized", r.body["error"].(map[string]any)["code"])
+
+	r = s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody, "X-API-Key", apiKey+"x")
+	require.Equal(t, http.StatusUnauthorized, r.status)
+
+	r = s.do(t, http.MethodGet, "/api/mms/jobs/"+mms.NewJobID(), "", "", "X-API-Key", "")
+	require.Equal(t, http.StatusUnauthorized, r.status, "reading jobs needs a key too")
+
+	r = s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody,
+		"X-API-Key", "", "Authorization", "Bearer "+rotatedKey)
+	require.Equal(t, http.StatusAccepted, r.status, "Bearer and the second key work")
+
+	r = s.do(t, http.MethodGet, "/api/mms/jobs/"+mms.NewJobID(), "", "")
+	require.Equal(t, http.StatusNotFound, r.status)
+	require.Equal(t, "not_found", r.body["error"].(map[string]any)["code"])
+	r = s.do(t, http.MethodGet, "/api/mms/jobs/not-an-id", "", "")
+	require.Equal(t, http.StatusNotFound, r.status)
+
+	r = s.do(t, http.MethodGet, "/healthz", "", "", "X-API-Key", "")
+	require.Equal(t, http.StatusOK, r.status)
+	r = s.do(t, http.MethodGet, "/readyz", "", "", "X-API-Key", "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"))
+
+	r = s.do(t, http.MethodGet, "/healthz", "", "", "X-Request-ID", "abc-123")
+	require.Equal(t, "abc-123", r.header.Get("X-Request-ID"))
+	r = s.do(t, http.MethodGet, "/healthz", "", "", "X-Request-ID", "bad id\twith junk")
+	require.NotEqual(t, "bad id\twith junk", r.header.Get("X-Request-ID"))
+
+	r = s.do(t, http.MethodGet, "/ops/", "", "")
+	require.Equal(t, http.StatusNotFound, r.status, "queue UI is off without credentials")
+	r = s.do(t, http.MethodDelete, "/api/mms/send", "", "")
+	require.Equal(t, http.StatusMethodNotAllowed, r.status)
+	require.Equal(t, "method_not_allowed", r.body["error"].(map[string]any)["code"])
+}
+
+func TestRateLimitPerKey(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{rateLimit: 2, noWorker: true})
+
+	path := "/api/mms/jobs/" + mms.NewJobID()
+	var limited response
+	for range 5 {
+		r := s.do(t, http.MethodGet, path, "", "")
+		if r.status == http.StatusTooManyRequests {
+			limited = r
+			break
+		}
+		require.Equal(t, http.StatusNotFound, r.status)
+	}
+	require.Equal(t, http.StatusTooManyRequests, limited.status)
+	require.Equal(t, "rate_limited", limited.body["error"].(map[string]any)["code"])
+	require.NotEmpty(t, limited.header.Get("Retry-After"))
+
+	// Another key has its own budget.
+	r := s.do(t, http.MethodGet, path, "", "", "X-API-Key", rotatedKey)
+	require.Equal(t, http.StatusNotFound, r.status)
+}
+
+func TestOpsUI(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{ops: true, noWorker: true})
+	id := s.send(t, goodBody)
+
+	r := s.do(t, http.MethodGet, "/ops/", "", "")
+	require.Equal(t, http.StatusUnauthorized, r.status)
+	require.Contains(t, r.header.Get("WWW-Authenticate"), "Basic")
+
+	get := func(path string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
+		require.NoError(t, err)
+		req.SetBasicAuth("operator", opsPass)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, _ := get("/ops/")
+	require.Equal(t, http.StatusOK, code)
+
+	code, body := get("/ops/api/queues/" + mms.PriorityNormal.Queue() + "/pending_tasks")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, id)
+	require.NotContains(t, body, "2025550123", "payloads hold no phone numbers")
+
+	// Read-only: the UI cannot delete tasks.
+	req, err := http.NewRequest(http.MethodDelete, s.url+"/ops/api/queues/"+mms.PriorityNormal.Queue()+
+		"/pending_tasks/"+id, nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("operator", opsPass)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.GreaterOrEqual(t, resp.StatusCode, 400)
+	info, err := s.inspector(t).GetTaskInfo(mms.PriorityNormal.Queue(), id)
+	require.NoError(t, err)
+	require.Equal(t, id, info.ID)
+}
+
+func TestRedisDownAnswers503Quickly(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+	s.redis.Stop()
+
+	start := time.Now()
+	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody)
+	require.Equal(t, http.StatusServiceUnavailable, r.status)
+	require.Equal(t, "unavailable", r.body["error"].(map[string]any)["code"])
+	require.Equal(t, "1", r.header.Get("Retry-After"))
+	require.Less(t, time.Since(start), 5*time.Second, "bounded by the Redis timeout")
+
+	r = s.do(t, http.MethodGet, "/readyz", "", "")
+	require.Equal(t, http.StatusServiceUnavailable, r.status)
+	r = s.do(t, http.MethodGet, "/healthz", "", "")
+	require.Equal(t, http.StatusOK, r.status)
+}

@@ -1,0 +1,176 @@
+package mms_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mmsgate/mmsgate/internal/mms"
+)
+
+var rules = mms.Rules{DefaultFrom: "+12025550100", DefaultRegion: "US"}
+
+func valid() mms.SendRequest {
+	return mms.SendRequest{
+		To:       mms.Recipients{"+1 (202) 555-0123"},
+		MediaURL: "https://cdn.example.com/mms/pic.jpg",
+		Message:  "Your order has shipped",
+	}
+}
+
+func TestValidateAcceptsAndNormalises(t *testing.T) {
+	t.Parallel()
+
+	req := valid()
+	req.To = mms.Recipients{"(202) 555-0123", "+1 415-555-2671", "0061 412 345 678"}
+	req.Subject = "Order update"
+	req.Reference = "order-42"
+	req.Parameters = map[string]map[string]string{
+		"name": {"202-555-0123": "Ada", "default": "friend"},
+	}
+	req.Message = "Hi ${name}"
+
+	msg, prio, err := req.Validate(rules)
+	require.NoError(t, err)
+	require.Equal(t, mms.PriorityNormal, prio)
+	require.Equal(t, []string{"+12025550123", "+14155552671", "+61412345678"}, msg.To)
+	require.Equal(t, "+12025550100", msg.From, "default sender applies")
+	require.Equal(t, map[string]map[string]string{"name": {"+12025550123": "Ada", "default": "friend"}}, msg.Parameters)
+}
+
+func TestValidateSenderForms(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range []struct{ from, want string }{
+		{"", "+12025550100"},
+		{"+1 202 555 0199", "+12025550199"},
+		{"12345", "12345"},
+	} {
+		req := valid()
+		req.From = tt.from
+		msg, _, err := req.Validate(rules)
+		require.NoError(t, err, tt.from)
+		require.Equal(t, tt.want, msg.From)
+	}
+
+	// No request sender and no default: the field is left out and Sinch's
+	// default originator, if any, applies.
+	msg, _, err := valid().Validate(mms.Rules{DefaultRegion: "US"})
+	require.NoError(t, err)
+	require.Empty(t, msg.From)
+}
+
+func TestValidateRejects(t *testing.T) {
+	t.Parallel()
+
+	long := func(n int) string { return strings.Repeat("a", n) }
+	many := make(mms.Recipients, 1001)
+	for i := range many {
+		many[i] = "+12025550123"
+	}
+
+	tests := []struct {
+		name  string
+		edit  func(*mms.SendRequest)
+		field string
+		text  string
+	}{
+		{"no recipients", func(r *mms.SendRequest) { r.To = nil }, "to", "is required"},
+		{"too many recipients", func(r *mms.SendRequest) { r.To = many }, "to", "at most 1000"},
+		{"letters in number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+1 202 CALL NOW"} }, "to", "only digits"},
+		{"bad second number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+12025550123", "12345"} },
+			"to[1]", "not a valid phone number"},
+		{"duplicate number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+12025550123", "(202) 555-0123"} },
+			"to[1]", "repeats to[0]"},
+		{"extension", func(r *mms.SendRequest) { r.To = mms.Recipients{"+1 202 555 0123 x12"} }, "to", "only digits"},
+		{"empty number", func(r *mms.SendRequest) { r.To = mms.Recipients{" "} }, "to", "is empty"},
+		{"no media", func(r *mms.SendRequest) { r.MediaURL = "" }, "media_url", "is required"},
+		{"relative media", func(r *mms.SendRequest) { r.MediaURL = "/pic.jpg" }, "media_url", "absolute"},
+		{"ftp media", func(r *mms.SendRequest) { r.MediaURL = "ftp://example.com/a.jpg" }, "media_url", "http or https"},
+		{"media with credentials", func(r *mms.SendRequest) { r.MediaURL = "https://u:p@example.com/a.jpg" },
+			"media_url", "credentials"},
+		{"media too long", func(r *mms.SendRequest) { r.MediaURL = "https://example.com/" + long(2040) }, "media_url",
+			"at most 2048"},
+		{"subject too long", func(r *mms.SendRequest) { r.Subject = long(81) }, "subject", "at most 80"},
+		{"message too long", func(r *mms.SendRequest) { r.Message = long(2001) }, "message", "at most 2000"},
+		{"reference too long", func(r *mms.SendRequest) { r.Reference = long(129) }, "reference", "at most 128"},
+		{"control in reference", func(r *mms.SendRequest) { r.Reference = "a\nb" }, "reference", "control"},
+		{"bad priority", func(r *mms.SendRequest) { r.Priority = "urgent" }, "priority", "high, normal, bulk"},
+		{"bad sender", func(r *mms.SendRequest) { r.From = "ACME" }, "from", "short code"},
+		{"bad parameter name", func(r *mms.SendRequest) {
+			r.Parameters = map[string]map[string]string{"a b": {"default": "x"}}
+		}, "parameters.a b", "name must be"},
+		{"parameter for a stranger", func(r *mms.SendRequest) {
+			r.Parameters = map[string]map[string]string{"name": {"+14155552671": "x"}}
+		}, "parameters.name.+14155552671", "not in \"to\""},
+		{"placeholder without value", func(r *mms.SendRequest) { r.Message = "Hi ${name}" }, "message", "${name}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			req := valid()
+			tt.edit(&req)
+			_, _, err := req.Validate(rules)
+			require.Error(t, err)
+			require.True(t, errors.Is(err, mms.ErrInvalid))
+
+			var verr *mms.ValidationError
+			require.ErrorAs(t, err, &verr)
+			require.Equal(t, tt.field, verr.Fields[0].Field)
+			require.Contains(t, verr.Fields[0].Message, tt.text)
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+
+	req := mms.SendRequest{Subject: strings.Repeat("s", 90), Priority: "x"}
+	_, _, err := req.Validate(rules)
+	var verr *mms.ValidationError
+	require.ErrorAs(t, err, &verr)
+
+	var fields []string
+	for _, f := range verr.Fields {
+		fields = append(fields, f.Field)
+	}
+	require.Equal(t, []string{"to", "media_url", "subject", "priority"}, fields)
+}
+
+func TestDecodeStrict(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name, body, field, text string
+	}{
+		{"empty", ``, "body", "empty"},
+		{"syntax", `{"to": }`, "body", "not valid JSON"},
+		{"truncated", `{"to": "+12025550123"`, "body", "ends before"},
+		{"unknown field", `{"to":"+12025550123","colour":"red"}`, "colour", "not a known field"},
+		{"wrong type", `{"subject": 5}`, "subject", "must be a string"},
+		{"to as number", `{"to": 12025550123}`, "to", "must be a string"},
+		{"to array of numbers", `{"to": [12025550123]}`, "to", "must be a string"},
+		{"parameters as array", `{"parameters": []}`, "parameters", "must be an object"},
+		{"two objects", `{"to":"+12025550123"} {}`, "body", "nothing after"},
+		{"array body", `[]`, "body", "must be an object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			var req mms.SendRequest
+			err := mms.DecodeStrict(strings.NewReader(tt.body), &req)
+			var verr *mms.ValidationError
+			require.ErrorAs(t, err, &verr)
+			require.Equal(t, tt.field, verr.Fields[0].Field)
+			require.Contains(t, verr.Fields[0].Message, tt.text)
+		})
+	}
+
+	var req mms.SendRequest
+	require.NoError(t, mms.DecodeStrict(strings.NewReader(`{"to":"+12025550123","media_url":"https://x.io/a.png"}`), &req))
+	require.Equal(t, mms.Recipients{"+12025550123"}, req.To)
+}
