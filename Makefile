@@ -1,0 +1,36 @@
+# mmsgate: `make` lists the targets.
+.DEFAULT_GOAL := help
+GO ?= go
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: demo
+demo: ## send one MMS end to end on embedded Redis and the Sinch simulator
+	$(GO) run ./cmd/demo
+
+.PHONY: test
+test: ## run every test (real redis-server when installed, else embedded Redis)
+	$(GO) run ./scripts/test
+
+.PHONY: lint
+lint: ## go vet and a gofmt check
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+.PHONY: build
+build: ## build the binaries into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/api ./cmd/worker ./cmd/sinchsim
+
+.PHONY: run/api
+run/api: ## run the API with settings from .env
+	set -a; . ./.env; set +a; $(GO) run ./cmd/api
+
+.PHONY: run/worker
+run/worker: ## run a worker with settings from .env
+	set -a; . ./.env; set +a; $(GO) run ./cmd/worker
+
+.PHONY: run/sim
+run/sim: ## run the Sinch simulator on 127.0.0.1:9090
+	$(GO) run ./cmd/sinchsim

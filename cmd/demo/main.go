@@ -1,0 +1,233 @@
+// Command demo runs the whole send path on one machine with nothing but Go:
+// an embedded Redis, the Sinch simulator, the API and a worker. It sends one
+// MMS through the public API, polls the job until Sinch (the simulator) has
+// accepted it, prints the job and exits 0; any other end exits 1.
+//
+// The embedded Redis exists for this trial run only. cmd/api and cmd/worker
+// never fall back to it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/mmsgate/mmsgate/internal/app"
+	"github.com/mmsgate/mmsgate/internal/config"
+	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/sinchsim"
+)
+
+const (
+	demoKey   = "demo-api-key-not-for-production"
+	demoToken = "demo-sinch-token"
+	demoPlan  = "demo-plan"
+)
+
+func main() {
+	verbose := flag.Bool("v", false, "show the services' JSON logs")
+	timeout := flag.Duration("timeout", 30*time.Second, "give up if the job is not sent by then")
+	flag.Parse()
+
+	if err := run(*verbose, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+func run(verbose bool, timeout time.Duration) error {
+	level := "warn"
+	if verbose {
+		level = "info"
+	}
+	log := logging.New(level, os.Stderr)
+
+	// 1. An embedded Redis, for this run only.
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("embedded redis: %w", err)
+	}
+	defer mr.Close()
+	say("embedded Redis on %s", mr.Addr())
+
+	// 2. The Sinch simulator, with a little latency to look like the real API.
+	sim := sinchsim.New(sinchsim.Config{ServicePlanID: demoPlan, Token: demoToken, Latency: 40 * time.Millisecond})
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = simSrv.Serve(simLn) }()
+	defer simSrv.Close()
+	simURL := "http://" + simLn.Addr().String()
+	say("Sinch simulator on %s", simURL)
+
+	// 3. The API and a worker, configured as production would be.
+	common := config.Common{
+		RedisURL:     "redis://" + mr.Addr() + "/0",
+		RedisTimeout: 2 * time.Second,
+		LogLevel:     level,
+		JobRetention: 24 * time.Hour,
+		MaxAttempts:  10,
+	}
+	apiCfg := config.API{
+		Common: common, ListenHost: "127.0.0.1", Port: 0,
+		APIKeys:       []config.Secret{demoKey},
+		DefaultFrom:   "+12025550100",
+		DefaultRegion: "US", MaxBodyBytes: 1 << 20,
+		RateLimit: 100, RateBurst: 200, ShutdownTimeout: 5 * time.Second,
+	}
+	workerCfg := config.Worker{
+		Common:       common,
+		SinchBaseURL: simURL, SinchPlanID: demoPlan, SinchToken: demoToken,
+		SinchTimeout: 5 * time.Second, Concurrency: 4,
+		RetryBaseDelay: 200 * time.Millisecond, RetryMaxDelay: 2 * time.Second,
+		AuthRetryDelay: time.Second, ShutdownTimeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
+	}
+	if err := workerCfg.Validate(); err != nil {
+		return fmt.Errorf("demo settings: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	addr := make(chan string, 1)
+	start := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	start("api", func() error {
+		return app.RunAPI(ctx, apiCfg, with(log, "api"), func(a string) { addr <- a })
+	})
+	start("worker", func() error { return app.RunWorker(ctx, workerCfg, with(log, "worker")) })
+	defer wg.Wait()
+	defer cancel()
+
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-errc:
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("api did not start within 10s")
+	}
+	say("API on %s, worker running", base)
+
+	// 4. A client sends an MMS, as a web app would.
+	body := `{
+  "to": ["+1 (202) 555-0123", "415-555-2671"],
+  "media_url": "https://cdn.example.com/mms/winter-sale.jpg",
+  "message": "Hi ${name}, our winter sale starts today: 20% off everything.",
+  "subject": "Winter sale",
+  "parameters": {"name": {"+12025550123": "Ada", "default": "there"}},
+  "reference": "demo-order-1001",
+  "priority": "high"
+}`
+	say("POST %s/api/mms/send\n%s", base, body)
+	status, hdr, reply, err := call(ctx, http.MethodPost, base+"/api/mms/send", body)
+	if err != nil {
+		return err
+	}
+	say("-> %d %s, Location: %s\n%s", status, http.StatusText(status), hdr.Get("Location"), indent(reply))
+	if status != http.StatusAccepted {
+		return fmt.Errorf("send answered %d", status)
+	}
+	var acc struct {
+		JobID     string `json:"job_id"`
+		StatusURL string `json:"status_url"`
+	}
+	if err := json.Unmarshal(reply, &acc); err != nil {
+		return fmt.Errorf("send answer: %w", err)
+	}
+
+	// 5. Poll the job until the worker has handed it to Sinch.
+	deadline := time.Now().Add(timeout)
+	seen := ""
+	for {
+		_, _, reply, err = call(ctx, http.MethodGet, base+acc.StatusURL, "")
+		if err != nil {
+			return err
+		}
+		var job struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(reply, &job); err != nil {
+			return fmt.Errorf("job answer: %w", err)
+		}
+		if job.Status != seen {
+			say("job %s is %s", acc.JobID, job.Status)
+			seen = job.Status
+		}
+		switch job.Status {
+		case "sent":
+			say("GET %s\n%s", acc.StatusURL, indent(reply))
+			for _, b := range sim.Batches() {
+				say("the simulator holds batch %s (type %s, %d recipients, client_reference %s)",
+					b.ID, b.Type, len(b.To), b.ClientReference)
+			}
+			say("done: the MMS travelled API -> Redis -> worker -> Sinch simulator")
+			return nil
+		case "failed", "canceled", "expired":
+			return fmt.Errorf("job ended %s:\n%s", job.Status, indent(reply))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("job not sent within %s; last status %s", timeout, job.Status)
+		}
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func call(ctx context.Context, method, url, body string) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewBufferString(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("X-API-Key", demoKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, err
+}
+
+func with(log zerolog.Logger, service string) zerolog.Logger {
+	return log.With().Str("service", service).Logger()
+}
+
+func say(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
+
+func indent(b []byte) string {
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") != nil {
+		return string(b)
+	}
+	return out.String()
+}

@@ -1,0 +1,313 @@
+// Package sinchsim simulates the Sinch XMS batches API for MMS ("mt_media")
+// so that tests, the demo and load tests can run without the real service.
+//
+// A Server is an http.Handler. It answers under /xms/v1/{service_plan_id}
+// like Sinch does (send, list and get batches), stores every batch it
+// creates, and lets a test script failures: injected Faults, a random
+// FailRate and a fixed Latency. A small control API under /_sim/ exposes the
+// same knobs to tests that run the simulator in another process.
+package sinchsim
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Defaults used for zero Config fields.
+const (
+	DefaultServicePlanID      = "sim-plan"
+	DefaultToken              = "sim-token"
+	DefaultMaxClientReference = 128
+	DefaultFailStatus         = http.StatusServiceUnavailable
+)
+
+// Config sets up a Server. The zero value is usable: every zero field falls
+// back to the default named in its comment.
+type Config struct {
+	// ServicePlanID is the path segment after /xms/v1/ that requests must
+	// carry; any other plan gets 404 with no body. Default "sim-plan".
+	ServicePlanID string
+
+	// Token is the API token expected as "Authorization: Bearer <token>";
+	// anything else gets 401. Default "sim-token".
+	Token string
+
+	// Latency is added before every answer of the batches endpoints. The
+	// wait ends early, without an answer, if the client goes away.
+	Latency time.Duration
+
+	// DefaultOriginator, if set, stands in for a missing "from", like
+	// Sinch's automatic default originator. If empty, "from" is required.
+	DefaultOriginator string
+
+	// MaxClientReference is the longest accepted client_reference, in
+	// characters. Default 128 (Sinch's documented limits are 128 or 2048).
+	MaxClientReference int
+
+	// FailRate is the probability, from 0 to 1, that a POST /batches with
+	// no injected Fault pending answers FailStatus without creating a batch.
+	FailRate float64
+
+	// FailStatus is the HTTP status used for FailRate failures, answered
+	// with a JSON {code, text} body. Default 503.
+	FailStatus int
+
+	// Now tells the time used for created_at, send_at defaults and list
+	// windows. Default time.Now.
+	Now func() time.Time
+}
+
+// Server is the simulated Sinch API. It is safe for concurrent use.
+type Server struct {
+	planID            string
+	token             string
+	defaultOriginator string
+	maxClientRef      int
+	now               func() time.Time
+
+	mu         sync.Mutex
+	latency    time.Duration // changeable at run time through /_sim/config
+	failRate   float64       // idem
+	failStatus int           // idem
+	faults     []Fault       // pending, consumed from the front
+	batches    []*Batch      // in creation order
+	byID       map[string]*Batch
+	byRef      map[string]int // client_reference -> number of batches
+	posts      int
+	entropy    io.Reader // ULID entropy; only used with mu held
+}
+
+// New returns a Server for cfg, with defaults filled in for zero fields.
+// It panics on a setting that cannot work (FailRate outside 0–1, FailStatus
+// outside 200–599, a negative Latency or MaxClientReference): that is a
+// mistake of the caller, found at startup.
+func New(cfg Config) *Server {
+	if err := cfg.validate(); err != nil {
+		panic("sinchsim: " + err.Error())
+	}
+
+	s := &Server{
+		planID:            cmp.Or(cfg.ServicePlanID, DefaultServicePlanID),
+		token:             cmp.Or(cfg.Token, DefaultToken),
+		defaultOriginator: cfg.DefaultOriginator,
+		maxClientRef:      cmp.Or(cfg.MaxClientReference, DefaultMaxClientReference),
+		now:               cfg.Now,
+		latency:           cfg.Latency,
+		failRate:          cfg.FailRate,
+		failStatus:        cmp.Or(cfg.FailStatus, DefaultFailStatus),
+		entropy:           ulid.Monotonic(rand.Reader, 0),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.resetLocked()
+	return s
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.FailRate < 0 || c.FailRate > 1:
+		return fmt.Errorf("FailRate %v is not between 0 and 1", c.FailRate)
+	case c.FailStatus != 0 && (c.FailStatus < 200 || c.FailStatus > 599):
+		return fmt.Errorf("FailStatus %d is not between 200 and 599", c.FailStatus)
+	case c.Latency < 0:
+		return fmt.Errorf("Latency %s is negative", c.Latency)
+	case c.MaxClientReference < 0:
+		return fmt.Errorf("MaxClientReference %d is negative", c.MaxClientReference)
+	}
+	return nil
+}
+
+// ServeHTTP routes a request to the Sinch endpoints or the control API.
+//
+// Sinch paths are checked in this order: unknown path (404), service plan
+// (404), token (401), method (405), then the endpoint itself. The real API's
+// order is not documented; this one never reveals anything to a caller
+// without the right plan and token.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, controlPrefix); ok {
+		s.serveControl(w, r, rest)
+		return
+	}
+
+	plan, resource, ok := splitSinchPath(r.URL.Path)
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if plan != s.planID {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if !s.authorized(r) {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+
+	switch {
+	case resource == "":
+		switch r.Method {
+		case http.MethodPost:
+			s.createBatch(w, r)
+		case http.MethodGet:
+			s.listBatches(w, r)
+		default:
+			methodNotAllowed(w, http.MethodGet, http.MethodPost)
+		}
+	default:
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		s.getBatch(w, r, resource)
+	}
+}
+
+// splitSinchPath takes /xms/v1/{plan}/batches[/{id}] apart. resource is the
+// batch id, or empty for the collection. ok is false for any other path.
+func splitSinchPath(path string) (plan, resource string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/xms/v1/")
+	if !found {
+		return "", "", false
+	}
+
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 2 && parts[0] != "" && parts[1] == "batches":
+		return parts[0], "", true
+	case len(parts) == 3 && parts[0] != "" && parts[1] == "batches" && parts[2] != "":
+		return parts[0], parts[2], true
+	}
+	return "", "", false
+}
+
+// authorized reports whether r carries the expected bearer token. The scheme
+// name is case-insensitive, as HTTP says; the token is compared in constant
+// time out of habit.
+func (s *Server) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.token)) == 1
+}
+
+// Batches returns copies of all created batches, in creation order.
+func (s *Server) Batches() []Batch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	out := make([]Batch, len(s.batches))
+	for i, b := range s.batches {
+		out[i] = b.clone()
+	}
+	return out
+}
+
+// Posts returns the number of POST /batches requests that passed the plan
+// and token checks, whatever their outcome.
+func (s *Server) Posts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.posts
+}
+
+// CountByClientReference returns how many created batches carry ref as
+// their client_reference. More than one means the client sent a duplicate.
+func (s *Server) CountByClientReference(ref string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byRef[ref]
+}
+
+// Reset drops all batches, counters and pending faults. Runtime settings
+// (latency, fail rate, fail status) are kept.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resetLocked()
+}
+
+func (s *Server) resetLocked() {
+	s.faults = nil
+	s.batches = nil
+	s.byID = make(map[string]*Batch)
+	s.byRef = make(map[string]int)
+	s.posts = 0
+}
+
+// apiError is a Sinch error answer: a status and, for JSON answers, the
+// {code, text} body. An empty Code means a plain-text body.
+type apiError struct {
+	Status int
+	Code   string
+	Text   string
+}
+
+// Sinch's error codes used by the simulator.
+const (
+	codeInvalidJSON         = "syntax_invalid_json"
+	codeInvalidFormat       = "syntax_invalid_parameter_format"
+	codeConstraintViolation = "syntax_constraint_violation"
+)
+
+func badRequest(code, text string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Text: text}
+}
+
+// write sends e to the client.
+func (e *apiError) write(w http.ResponseWriter) {
+	if e.Code == "" {
+		http.Error(w, cmp.Or(e.Text, http.StatusText(e.Status)), e.Status)
+		return
+	}
+	writeJSON(w, e.Status, errorBody{Code: e.Code, Text: e.Text})
+}
+
+// errorBody is Sinch's JSON error body.
+type errorBody struct {
+	Code string `json:"code"`
+	Text string `json:"text"`
+}
+
+// writeJSON sends v as a JSON answer with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// An error here means the client went away; there is no one to tell.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allowed ...string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+}
+
+// sleep waits d, or until ctx ends. It reports whether the full wait passed,
+// so that false means the client is gone and nothing should be answered.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+
+	t := time.NewTimer(d)
+	defer t.Stop()
+
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
