@@ -119,6 +119,9 @@ type Batch struct {
 	ClientReference string    `json:"client_reference"`
 	CreatedAt       time.Time `json:"created_at"`
 	ExpireAt        time.Time `json:"expire_at"`
+
+	// HTTPStatus is the status of the answer that carried the batch.
+	HTTPStatus int `json:"-"`
 }
 
 // SendMedia creates an mt_media batch. On success Sinch has queued the
@@ -131,9 +134,11 @@ func (c *Client) SendMedia(ctx context.Context, b MediaBatch) (*Batch, error) {
 	}
 
 	var out Batch
-	if err := c.do(ctx, http.MethodPost, c.batchesURL, body, &out); err != nil {
+	status, err := c.do(ctx, http.MethodPost, c.batchesURL, body, &out)
+	if err != nil {
 		return nil, err
 	}
+	out.HTTPStatus = status
 	if out.ID == "" {
 		// A 2xx without an ID leaves us unable to tell what Sinch holds;
 		// treat it like a lost answer.
@@ -158,7 +163,7 @@ func (c *Client) FindByClientReference(ctx context.Context, ref string, since ti
 		Count   int     `json:"count"`
 		Batches []Batch `json:"batches"`
 	}
-	if err := c.do(ctx, http.MethodGet, c.batchesURL+"?"+q.Encode(), nil, &page); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, c.batchesURL+"?"+q.Encode(), nil, &page); err != nil {
 		return nil, err
 	}
 	for i := range page.Batches {
@@ -169,17 +174,17 @@ func (c *Client) FindByClientReference(ctx context.Context, ref string, since ti
 	return nil, nil
 }
 
-// do sends one request and decodes a 2xx answer into out. Every failure comes
-// back as *Error (Sinch answered) or *TransportError (it did not, or not
-// readably).
-func (c *Client) do(ctx context.Context, method, target string, body []byte, out any) error {
+// do sends one request, decodes a 2xx answer into out and returns its
+// status. Every failure comes back as *Error (Sinch answered) or
+// *TransportError (it did not, or not readably).
+func (c *Client) do(ctx context.Context, method, target string, body []byte, out any) (int, error) {
 	var wrote bool
 	trace := &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true },
 	}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, target, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("sinch: build request: %w", err)
+		return 0, fmt.Errorf("sinch: build request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -190,21 +195,21 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte, out
 	op := method + " " + pathOf(target)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &TransportError{Op: op, Sent: wrote, Err: err}
+		return 0, &TransportError{Op: op, Sent: wrote, Err: err}
 	}
 	defer resp.Body.Close()
 
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return &TransportError{Op: op, Sent: true, Err: fmt.Errorf("read answer: %w", err)}
+		return 0, &TransportError{Op: op, Sent: true, Err: fmt.Errorf("read answer: %w", err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newError(resp, raw)
+		return 0, newError(resp, raw)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return &TransportError{Op: op, Sent: true, Err: fmt.Errorf("decode answer: %w", err)}
+		return 0, &TransportError{Op: op, Sent: true, Err: fmt.Errorf("decode answer: %w", err)}
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 func pathOf(target string) string {

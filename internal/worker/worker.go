@@ -107,7 +107,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return h.failed(log, job, err)
 	}
-	return h.sent(log, job, batch.ID, "sent")
+	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent")
 }
 
 func (h *Handler) lookup(ctx context.Context, log zerolog.Logger, job *mms.Job) (*sinch.Batch, error) {
@@ -151,7 +151,7 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 		log.Error().Err(err).Str("batch_id", batchID).Msg("mms sent but its status could not be stored")
 		return err
 	}
-	log.Info().Str("batch_id", batchID).Int("sinch_status", 201).Bool("applied", applied).Str("outcome", how).
+	log.Info().Str("batch_id", batchID).Bool("applied", applied).Str("outcome", how).
 		Msg("mms sent")
 	return nil
 }
