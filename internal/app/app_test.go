@@ -39,6 +39,8 @@ type stack struct {
 	redis *redistest.Server
 	rdb   *redis.Client
 	logs  *syncBuffer
+	// stopWorker stops the worker as SIGTERM does and waits for it to exit.
+	stopWorker func()
 }
 
 type syncBuffer struct {
@@ -63,13 +65,14 @@ type options struct {
 	rateLimit   int
 	ops         bool
 	noWorker    bool
+	simLatency  time.Duration
 }
 
 func setup(t *testing.T, o options) *stack {
 	t.Helper()
 
 	rs := redistest.Start(t)
-	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken})
+	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken, Latency: o.simLatency})
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
 
@@ -125,11 +128,14 @@ func setup(t *testing.T, o options) *stack {
 			close(addr)
 		}
 	}()
-	if !o.noWorker {
-		wg.Add(1)
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	if o.noWorker {
+		close(workerDone)
+	} else {
 		go func() {
-			defer wg.Done()
-			if err := app.RunWorker(ctx, workerCfg, log.With().Str("service", "worker").Logger()); err != nil {
+			defer close(workerDone)
+			if err := app.RunWorker(workerCtx, workerCfg, log.With().Str("service", "worker").Logger()); err != nil {
 				t.Errorf("worker: %v", err)
 			}
 		}()
@@ -137,11 +143,13 @@ func setup(t *testing.T, o options) *stack {
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
+		<-workerDone
 	})
 
 	a, ok := <-addr
 	require.True(t, ok, "api did not start")
-	return &stack{url: "http://" + a, sim: sim, redis: rs, rdb: rs.Client(t), logs: logs}
+	return &stack{url: "http://" + a, sim: sim, redis: rs, rdb: rs.Client(t), logs: logs,
+		stopWorker: func() { stopWorker(); <-workerDone }}
 }
 
 type response struct {
@@ -519,4 +527,26 @@ func TestRedisDownAnswers503Quickly(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, r.status)
 	r = s.do(t, http.MethodGet, "/healthz", "", "")
 	require.Equal(t, http.StatusOK, r.status)
+}
+
+func TestShutdownLetsInFlightSendsFinish(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{simLatency: 700 * time.Millisecond})
+
+	id := s.send(t, goodBody)
+	s.waitFor(t, id, mms.StatusSending)
+	s.stopWorker() // what SIGTERM does in cmd/worker
+
+	// The worker waited for the call under way instead of cutting it off:
+	// by the time it has exited, the job is sent.
+	r := s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "")
+	require.Equal(t, "sent", r.body["status"])
+	require.Equal(t, 1, s.sim.Posts())
+
+	// Stopped workers take no new tasks.
+	id2 := s.send(t, goodBody)
+	time.Sleep(300 * time.Millisecond)
+	r = s.do(t, http.MethodGet, "/api/mms/jobs/"+id2, "", "")
+	require.Equal(t, "queued", r.body["status"])
+	require.Equal(t, 1, s.sim.Posts())
 }
