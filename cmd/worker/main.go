@@ -3,36 +3,10 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/redis/go-redis/v9"
-
 	"github.com/mmsgate/mmsgate/internal/app"
 	"github.com/mmsgate/mmsgate/internal/config"
-	"github.com/mmsgate/mmsgate/internal/logging"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "mmsgate worker:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	cfg, err := config.LoadWorker()
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	log := logging.New(cfg.LogLevel, os.Stderr).With().Str("service", "worker").Logger()
-
-	redis.SetLogger(logging.Redis{L: log})
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return app.RunWorker(ctx, cfg, log)
+	app.Main("worker", config.LoadWorker, app.RunWorker)
 }

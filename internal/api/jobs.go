@@ -107,7 +107,12 @@ func (s *server) send(c echo.Context) error {
 
 	loc := statusURL(job.ID)
 	c.Response().Header().Set(echo.HeaderLocation, loc)
-	return c.JSON(http.StatusAccepted, accepted{JobID: job.ID, Status: job.Status, StatusURL: loc, Reference: job.Reference})
+	return c.JSON(http.StatusAccepted, accepted{
+		JobID:     job.ID,
+		Status:    job.Status,
+		StatusURL: loc,
+		Reference: job.Reference,
+	})
 }
 
 // undo removes the record of a job whose task could not be enqueued. If the
@@ -136,7 +141,8 @@ func (s *server) getJob(c echo.Context) error {
 	j, err := s.deps.Store.Get(ctx, id)
 	switch {
 	case errors.Is(err, mms.ErrNotFound):
-		return newError(http.StatusNotFound, "not_found", "no job with that ID (jobs are kept for the retention period)")
+		return newError(http.StatusNotFound, "not_found",
+			"no job with that ID (jobs are kept for the retention period)")
 	case err != nil:
 		reqLog(c, s.deps.Log).Warn().Err(err).Msg("job not read")
 		return errUnavailable()

@@ -26,7 +26,9 @@ func mountOps(e *echo.Echo, cfg OpsConfig, log zerolog.Logger) {
 		RedisConnOpt:     cfg.Redis,
 		ReadOnly:         !cfg.ReadWrite,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(formatPayload),
-		ResultFormatter:  asynqmon.ResultFormatterFunc(func(_ string, b []byte) string { return logging.MaskNumbers(string(b)) }),
+		ResultFormatter: asynqmon.ResultFormatterFunc(func(_ string, b []byte) string {
+			return logging.MaskNumbers(string(b))
+		}),
 	})
 	g := e.Group("/ops", basicAuth(cfg.User, cfg.Password))
 	g.Any("", echo.WrapHandler(h))

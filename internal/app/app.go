@@ -9,15 +9,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/mmsgate/mmsgate/internal/api"
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/redisconn"
 	"github.com/mmsgate/mmsgate/internal/sinch"
@@ -28,11 +33,7 @@ import (
 // is not nil it is called with the listening address once requests can be
 // served.
 func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(addr string)) error {
-	opt, err := redisconn.Options(cfg.RedisURL, cfg.RedisTimeout)
-	if err != nil {
-		return err
-	}
-	rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+	opt, rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return err
 	}
@@ -95,11 +96,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 // RunWorker processes send tasks until ctx ends. It then stops taking tasks
 // and lets those under way finish, for up to cfg.ShutdownTimeout.
 func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error {
-	opt, err := redisconn.Options(cfg.RedisURL, cfg.RedisTimeout)
-	if err != nil {
-		return err
-	}
-	rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+	opt, rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return err
 	}
@@ -137,4 +134,29 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	srv.Shutdown()
 	log.Info().Msg("worker stopped")
 	return nil
+}
+
+// Main runs one mmsgate process: it reads the settings, builds the logger,
+// and runs until SIGINT or SIGTERM. A problem at start is one line on stderr
+// and exit status 1.
+func Main[C interface{ Level() string }](service string, load func() (C, error),
+	run func(context.Context, C, zerolog.Logger) error) {
+	if err := mainErr(service, load, run); err != nil {
+		fmt.Fprintf(os.Stderr, "mmsgate %s: %v\n", service, err)
+		os.Exit(1)
+	}
+}
+
+func mainErr[C interface{ Level() string }](service string, load func() (C, error),
+	run func(context.Context, C, zerolog.Logger) error) error {
+	cfg, err := load()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := logging.New(cfg.Level(), os.Stderr).With().Str("service", service).Logger()
+	redis.SetLogger(logging.Redis{L: log})
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, cfg, log)
 }

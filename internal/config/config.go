@@ -44,6 +44,9 @@ type Common struct {
 	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"10"`
 }
 
+// Level is the log level, for the process's logger.
+func (c Common) Level() string { return c.LogLevel }
+
 // API holds the settings of cmd/api.
 type API struct {
 	Common

@@ -21,7 +21,9 @@ func DecodeStrict(r io.Reader, v any) error {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &ValidationError{Fields: []FieldError{{Field: "body", Message: "must hold one JSON object and nothing after it"}}}
+		return &ValidationError{Fields: []FieldError{
+			{Field: "body", Message: "must hold one JSON object and nothing after it"},
+		}}
 	}
 	return nil
 }

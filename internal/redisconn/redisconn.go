@@ -33,20 +33,21 @@ func Options(url string, timeout time.Duration) (*redis.Options, error) {
 	return opt, nil
 }
 
-// Open returns a client for url and checks that Redis answers.
-func Open(ctx context.Context, url string, timeout time.Duration) (*redis.Client, error) {
+// Open returns the options parsed from url and a client built from them,
+// once Redis has answered a ping.
+func Open(ctx context.Context, url string, timeout time.Duration) (*redis.Options, *redis.Client, error) {
 	opt, err := Options(url, timeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("redis at %s: %w", safeAddr(opt), err)
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("redis at %s: %w", safeAddr(opt), err)
 	}
-	return c, nil
+	return opt, c, nil
 }
 
 // ConnOpt adapts options to asynq's RedisConnOpt, for the parts of asynq

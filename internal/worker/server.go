@@ -31,7 +31,8 @@ type ServerConfig struct {
 }
 
 // NewServer returns an asynq server and the mux that routes its tasks to h.
-func NewServer(conn asynq.RedisConnOpt, cfg ServerConfig, h *Handler, log zerolog.Logger) (*asynq.Server, *asynq.ServeMux) {
+func NewServer(conn asynq.RedisConnOpt, cfg ServerConfig, h *Handler,
+	log zerolog.Logger) (*asynq.Server, *asynq.ServeMux) {
 	queues := make(map[string]int, len(queueWeights))
 	for p, w := range queueWeights {
 		queues[p.Queue()] = w

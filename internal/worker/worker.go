@@ -161,7 +161,8 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
 	now := h.now().UTC()
 	jerr := &mms.JobError{Code: sinch.ReasonCode(err), Message: describe(err), At: now}
 	class := sinch.Classify(err)
-	log = log.With().Str("class", class.String()).Str("sinch_code", jerr.Code).Int("sinch_status", statusOf(err)).Logger()
+	log = log.With().Str("class", class.String()).Str("sinch_code", jerr.Code).
+		Int("sinch_status", statusOf(err)).Logger()
 
 	switch class {
 	case sinch.Permanent:
