@@ -5,6 +5,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -130,7 +131,7 @@ func (s *server) undo(c echo.Context, id string, cause error) {
 }
 
 func (s *server) getJob(c echo.Context) error {
-	id := c.Param("id")
+	id := strings.ToLower(c.Param("id"))
 	if !mms.ValidJobID(id) {
 		return newError(http.StatusNotFound, "not_found", "no job with that ID")
 	}

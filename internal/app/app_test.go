@@ -550,3 +550,25 @@ func TestShutdownLetsInFlightSendsFinish(t *testing.T) {
 	require.Equal(t, "queued", r.body["status"])
 	require.Equal(t, 1, s.sim.Posts())
 }
+
+func TestChunkedOversizedBody(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+
+	// No Content-Length: the limit must hold while reading, too.
+	body := io.MultiReader(strings.NewReader(`{"to":"+12025550123","media_url":"https://x.io/a.jpg","message":"`),
+		strings.NewReader(strings.Repeat("a", 100<<10)), strings.NewReader(`"}`))
+	req, err := http.NewRequest(http.MethodPost, s.url+"/api/mms/send", body)
+	require.NoError(t, err)
+	require.Zero(t, req.ContentLength, "length unknown: sent chunked")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+
+	var out map[string]map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Equal(t, "body_too_large", out["error"]["code"])
+}

@@ -51,11 +51,9 @@ func decodeError(err error) error {
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		fe = FieldError{Field: name, Message: "is not a known field"}
 	default:
-		var maxErr interface{ Error() string }
-		if errors.As(err, &maxErr) && strings.Contains(err.Error(), "request body too large") {
-			return err // the caller maps this to 413
-		}
-		fe = FieldError{Field: "body", Message: "cannot be read as JSON"}
+		// Not a JSON problem but a failure to read the body, such as a body
+		// over the size limit: the caller maps it.
+		return err
 	}
 	return &ValidationError{Fields: []FieldError{fe}}
 }
