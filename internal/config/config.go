@@ -22,6 +22,9 @@ type Secret string
 // String hides the value.
 func (Secret) String() string { return "[redacted]" }
 
+// GoString hides the value from %#v.
+func (Secret) GoString() string { return `"[redacted]"` }
+
 // MarshalJSON hides the value.
 func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
 
@@ -172,6 +175,9 @@ func (c API) Validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		return fmt.Errorf("PORT: %d is not a TCP port", c.Port)
 	}
+	if len(c.APIKeys) == 0 {
+		return errors.New("INTERNAL_API_KEY: holds no key")
+	}
 	for i, k := range c.APIKeys {
 		if len(strings.TrimSpace(k.Value())) < 16 {
 			return fmt.Errorf("INTERNAL_API_KEY: key %d is shorter than 16 characters", i+1)
@@ -180,8 +186,11 @@ func (c API) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("MAX_BODY_BYTES: must be at least 1024")
 	}
-	if c.RateLimit < 0 || c.RateBurst < 0 {
+	if c.RateLimit < 0 {
 		return errors.New("API_RATE_LIMIT: must not be negative")
+	}
+	if c.RateBurst < 0 {
+		return errors.New("API_RATE_BURST: must not be negative")
 	}
 	if (c.OpsUser == "") != (c.OpsPassword == "") {
 		return errors.New("OPS_PASSWORD: OPS_USERNAME and OPS_PASSWORD must be set together")
@@ -203,6 +212,12 @@ func (c Worker) Validate() error {
 	u, err := url.Parse(c.SinchBaseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("SINCH_API_BASE_URL: %q is not an http(s) URL", c.SinchBaseURL)
+	}
+	if strings.TrimSpace(c.SinchPlanID) == "" {
+		return errors.New("SINCH_SERVICE_PLAN_ID: is empty")
+	}
+	if strings.TrimSpace(c.SinchToken.Value()) == "" {
+		return errors.New("SINCH_API_TOKEN: is empty")
 	}
 	if strings.ContainsAny(c.SinchPlanID, "/?# ") {
 		return errors.New("SINCH_SERVICE_PLAN_ID: must not contain '/', '?', '#' or spaces")

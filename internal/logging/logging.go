@@ -33,11 +33,34 @@ func New(level string, w io.Writer) zerolog.Logger {
 // the separators people put between them.
 var digits = regexp.MustCompile(`\+?\d[\d ().-]{4,}\d`)
 
-// MaskNumbers replaces every phone-number-like run in s with a form that
-// keeps only its last two digits, for text that may quote a request (Sinch's
-// error text, for one).
+// ipv4 matches a dotted address, which digits would otherwise take for a
+// number written with dots.
+var ipv4 = regexp.MustCompile(`^\d{1,3}(\.\d{1,3}){3}$`)
+
+// minDigits is the fewest digits a phone number has.
+const minDigits = 6
+
+// MaskNumbers replaces every phone-number-like run in s (six or more
+// digits, with separators) with a form that keeps only its last two digits,
+// for text that may quote a request (Sinch's error text, for one). Dotted
+// IPv4 addresses and short runs such as versions are left alone.
 func MaskNumbers(s string) string {
-	return digits.ReplaceAllStringFunc(s, MaskNumber)
+	return digits.ReplaceAllStringFunc(s, func(m string) string {
+		if ipv4.MatchString(m) || countDigits(m) < minDigits {
+			return m
+		}
+		return MaskNumber(m)
+	})
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // MaskNumber hides all but the last two digits of a phone number.

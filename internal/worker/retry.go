@@ -19,15 +19,13 @@ type Backoff struct {
 // (1 for the first). The result lies between half and all of the capped
 // exponential value.
 func (b Backoff) Delay(n int) time.Duration {
-	d := b.Max
-	if n < 1 {
-		n = 1
+	// Double step by step, stopping at the cap, so that no shift can
+	// overflow into a small number.
+	d := b.Base
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
 	}
-	if n < 32 {
-		if e := b.Base << (n - 1); e > 0 && e < b.Max {
-			d = e
-		}
-	}
+	d = min(d, b.Max)
 	half := d / 2
 	return half + rand.N(d-half+1)
 }

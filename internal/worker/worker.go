@@ -89,7 +89,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if a.Previous == mms.StatusSending || a.Ambiguous {
 		batch, err := h.lookup(ctx, log, job)
 		if err != nil {
-			return h.failed(log, job, err)
+			// The doubt stays on record: the next attempt must look again
+			// rather than send.
+			return h.failed(log, job, err, true)
 		}
 		if batch != nil {
 			return h.sent(log, job, batch.ID, "adopted")
@@ -105,7 +107,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	batch, err := h.sinch.SendMedia(ctx, batchFor(job))
 	log = log.With().Dur("duration_ms", time.Since(start)).Logger()
 	if err != nil {
-		return h.failed(log, job, err)
+		return h.failed(log, job, err, false)
 	}
 	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent")
 }
@@ -156,8 +158,13 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 	return nil
 }
 
-// failed handles an error from Sinch or on the way to it.
-func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
+// maxExtraChecks is how many attempts beyond its budget a job may spend on
+// finding out whether an attempt with an unknown outcome reached Sinch.
+const maxExtraChecks = 3
+
+// failed handles an error from Sinch or on the way to it. doubt says that an
+// earlier attempt may have created the batch and no lookup has settled it.
+func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error, doubt bool) error {
 	now := h.now().UTC()
 	jerr := &mms.JobError{Code: sinch.ReasonCode(err), Message: describe(err), At: now}
 	class := sinch.Classify(err)
@@ -170,21 +177,32 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
 			log.Error().Err(werr).Msg("could not store a permanent failure")
 			return werr
 		}
+		if doubt {
+			jerr.Message = "could not check whether an earlier attempt reached Sinch: " + jerr.Message
+		}
 		log.Warn().Str("error", logging.MaskNumbers(err.Error()+": "+jerr.Message)).Msg("sinch rejected mms")
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 
 	case sinch.Throttled:
 		delay := h.cfg.Backoff.Delay(1)
-		return h.wait(log, job, err, jerr, max(delay, retryAfter(err)), "sinch throttled us")
+		return h.wait(log, job, err, jerr, max(delay, retryAfter(err)), doubt, "sinch throttled us")
 
 	case sinch.Unauthorized:
 		log.Error().Msg("sinch refused our credentials: check SINCH_API_TOKEN and SINCH_SERVICE_PLAN_ID; jobs wait")
-		return h.wait(log, job, err, jerr, h.cfg.AuthRetryDelay, "")
+		return h.wait(log, job, err, jerr, h.cfg.AuthRetryDelay, doubt, "")
 	}
 
-	ambiguous := sinch.Ambiguous(err)
-	if job.Attempts >= job.MaxAttempts && !ambiguous {
+	// An attempt with an unknown outcome earns the job one more attempt, to
+	// look the batch up, but only a few times over its budget.
+	ambiguous := doubt || sinch.Ambiguous(err)
+	switch {
+	case job.Attempts >= job.MaxAttempts && !ambiguous:
 		jerr.Message = fmt.Sprintf("gave up after %d attempts; last: %s", job.Attempts, jerr.Message)
+		return h.exhausted(log, job, jerr)
+	case job.Attempts >= job.MaxAttempts+maxExtraChecks:
+		jerr.Message = fmt.Sprintf("gave up after %d attempts; Sinch may or may not hold the batch; last: %s",
+			job.Attempts, jerr.Message)
+		jerr.Code = "outcome_unknown"
 		return h.exhausted(log, job, jerr)
 	}
 	delay := max(h.cfg.Backoff.Delay(job.Attempts), retryAfter(err))
@@ -202,10 +220,10 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error) error {
 
 // wait schedules the job again without spending an attempt.
 func (h *Handler) wait(log zerolog.Logger, job *mms.Job, err error, jerr *mms.JobError, delay time.Duration,
-	msg string) error {
+	doubt bool, msg string) error {
 	next := h.now().UTC().Add(delay)
 	if _, werr := h.record(job.ID, jobstore.Outcome{
-		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Uncount: true,
+		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Uncount: true, Ambiguous: doubt,
 	}); werr != nil {
 		log.Error().Err(werr).Msg("could not store a wait")
 		return werr
