@@ -8,10 +8,13 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 )
+
+var setGlobals sync.Once
 
 // New returns a JSON logger at the given level ("debug", "info", "warn",
 // "error") that writes to w, or to stderr when w is nil.
@@ -23,9 +26,13 @@ func New(level string, w io.Writer) zerolog.Logger {
 	if err != nil || level == "" {
 		lvl = zerolog.InfoLevel
 	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.DurationFieldInteger = false
+	setGlobals.Do(func() {
+		// zerolog keeps these in package variables: set them once, before
+		// any logger writes.
+		zerolog.TimeFieldFormat = time.RFC3339Nano
+		zerolog.DurationFieldUnit = time.Millisecond
+		zerolog.DurationFieldInteger = false
+	})
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
