@@ -98,7 +98,9 @@ func (s *server) send(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()
 	if err := s.deps.Store.Create(ctx, job); err != nil {
-		reqLog(c, s.deps.Log).Warn().Err(err).Msg("job not stored")
+		// The write may still be applied by a Redis that was only slow:
+		// remove it again so that a 503 leaves nothing behind.
+		s.undo(c, job.ID, err)
 		return errUnavailable()
 	}
 	if _, err := s.deps.Queue.EnqueueContext(ctx, t); err != nil {
@@ -116,7 +118,7 @@ func (s *server) send(c echo.Context) error {
 	})
 }
 
-// undo removes the record of a job whose task could not be enqueued. If the
+// undo removes the record of a job that could not be accepted. If the
 // enqueue did reach Redis after all, the worker finds no record and drops
 // the task, so the client's 503 stays true.
 func (s *server) undo(c echo.Context, id string, cause error) {
@@ -124,10 +126,11 @@ func (s *server) undo(c echo.Context, id string, cause error) {
 	defer cancel()
 	log := reqLog(c, s.deps.Log)
 	if err := s.deps.Store.Delete(ctx, id); err != nil {
-		log.Error().Err(err).AnErr("cause", cause).Msg("job not enqueued and its record not removed")
+		log.Error().Err(err).AnErr("cause", cause).
+			Msg("job not accepted and its record maybe not removed; it has no task and will not be sent")
 		return
 	}
-	log.Warn().Err(cause).Msg("job not enqueued; record removed")
+	log.Warn().Err(cause).Msg("job not accepted; record removed")
 }
 
 func (s *server) getJob(c echo.Context) error {
@@ -152,10 +155,14 @@ func (s *server) getJob(c echo.Context) error {
 }
 
 func requireJSON(r *http.Request) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	mt, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != echo.MIMEApplicationJSON {
 		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"Content-Type must be application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"the body must be UTF-8; charset "+cs+" is not supported")
 	}
 	return nil
 }

@@ -161,8 +161,9 @@ func authenticate(ring keyring) echo.MiddlewareFunc {
 }
 
 // rateLimit counts each key's requests in Redis, so the limit holds across
-// every API process. If Redis cannot answer, the request goes through: the
-// handler will meet the same Redis and answer 503 itself.
+// every API process. If Redis cannot answer, the answer is 503 at once: the
+// handler would meet the same Redis, and waiting for it twice would double
+// the time a client waits for its 503.
 func rateLimit(limiter *redis_rate.Limiter, limit redis_rate.Limit, timeout time.Duration,
 	log zerolog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -172,8 +173,8 @@ func rateLimit(limiter *redis_rate.Limiter, limit redis_rate.Limit, timeout time
 			res, err := limiter.Allow(ctx, "mmsgate:ratelimit:api:{"+id+"}", limit)
 			cancel()
 			if err != nil {
-				reqLog(c, log).Warn().Err(err).Msg("rate limiter unavailable; request let through")
-				return next(c)
+				reqLog(c, log).Warn().Err(err).Msg("rate limiter cannot reach redis")
+				return errUnavailable()
 			}
 
 			h := c.Response().Header()

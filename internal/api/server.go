@@ -77,8 +77,12 @@ func New(cfg Config, deps Deps) *echo.Echo {
 		middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)+"B"),
 	)
 
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.GET(path, h, m...)
+		e.HEAD(path, h, m...) // net/http drops the body of a HEAD answer
+	}
+	get("/healthz", s.healthz)
+	get("/readyz", s.readyz)
 
 	mw := []echo.MiddlewareFunc{authenticate(newKeyring(cfg.APIKeys))}
 	if cfg.RateLimit > 0 {
@@ -88,7 +92,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	// Routes take the middleware one by one rather than through a group:
 	// an Echo group with middleware answers 404 where 405 is right.
 	e.POST("/api/mms/send", s.send, mw...)
-	e.GET("/api/mms/jobs/:id", s.getJob, mw...)
+	get("/api/mms/jobs/:id", s.getJob, mw...)
 
 	if cfg.Ops != nil {
 		mountOps(e, *cfg.Ops, log)

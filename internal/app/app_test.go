@@ -376,7 +376,14 @@ func TestBadRequestsEnqueueNothing(t *testing.T) {
 			"validation_failed", "media_url"},
 		{"bad priority", "application/json", `{"to":"+12025550123","media_url":"https://x.io/a.jpg","priority":"now"}`,
 			422, "validation_failed", "priority"},
-		{"null body", "application/json", `null`, 422, "validation_failed", "to"},
+		{"null body", "application/json", `null`, 400, "invalid_json", "body"},
+		{"utf-16 charset", "application/json; charset=utf-16", goodBody, 415, "unsupported_media_type", ""},
+		{"invalid utf-8", "application/json", "{\"to\":\"+12025550123\",\"media_url\":\"https://x.io/a.jpg\"," +
+			"\"message\":\"\xff\"}", 400, "invalid_json", "body"},
+		{"upper-case field", "application/json", `{"TO":"+12025550123","media_url":"https://x.io/a.jpg"}`, 400,
+			"invalid_json", "TO"},
+		{"private media host", "application/json", `{"to":"+12025550123","media_url":"http://169.254.169.254/x"}`, 422,
+			"validation_failed", "media_url"},
 	}
 	for _, tt := range tests {
 		r := s.do(t, http.MethodPost, "/api/mms/send", tt.contentType, tt.body)
@@ -434,6 +441,9 @@ func TestAuthentication(t *testing.T) {
 	r = s.do(t, http.MethodGet, "/readyz", "", "", "X-API-Key", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"))
+
+	r = s.do(t, http.MethodHead, "/healthz", "", "", "X-API-Key", "")
+	require.Equal(t, http.StatusOK, r.status, "HEAD works where GET does")
 
 	r = s.do(t, http.MethodGet, "/healthz", "", "", "X-Request-ID", "abc-123")
 	require.Equal(t, "abc-123", r.header.Get("X-Request-ID"))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -94,16 +96,51 @@ func (r *Recipients) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflectString}
 }
 
+// Parameters are Sinch's per-recipient values: name -> recipient (or
+// "default") -> value.
+type Parameters map[string]map[string]string
+
+// UnmarshalJSON decodes the two levels one by one, so that a value of the
+// wrong type is reported with its full path, e.g. parameters.name.default.
+func (p *Parameters) UnmarshalJSON(b []byte) error {
+	var outer map[string]json.RawMessage
+	if err := json.Unmarshal(b, &outer); err != nil {
+		return fieldError("parameters", "must be an object of objects")
+	}
+	out := make(Parameters, len(outer))
+	for _, name := range slices.Sorted(maps.Keys(outer)) {
+		var inner map[string]json.RawMessage
+		if err := json.Unmarshal(outer[name], &inner); err != nil {
+			return fieldError("parameters."+name, `must be an object mapping recipients or "default" to strings`)
+		}
+		values := make(map[string]string, len(inner))
+		for _, who := range slices.Sorted(maps.Keys(inner)) {
+			var v string
+			if err := json.Unmarshal(inner[who], &v); err != nil {
+				return fieldError("parameters."+name+"."+who, "must be a string")
+			}
+			values[who] = v
+		}
+		out[name] = values
+	}
+	*p = out
+	return nil
+}
+
+func fieldError(field, msg string) error {
+	return &ValidationError{Fields: []FieldError{{Field: field, Message: msg}}}
+}
+
 // SendRequest is the body of POST /api/mms/send as the client wrote it.
 type SendRequest struct {
-	To         Recipients                   `json:"to"`
-	MediaURL   string                       `json:"media_url"`
-	Message    string                       `json:"message"`
-	Subject    string                       `json:"subject"`
-	From       string                       `json:"from"`
-	Parameters map[string]map[string]string `json:"parameters"`
-	Reference  string                       `json:"reference"`
-	Priority   Priority                     `json:"priority"`
+	To         Recipients `json:"to"`
+	MediaURL   string     `json:"media_url"`
+	Message    string     `json:"message"`
+	Subject    string     `json:"subject"`
+	From       string     `json:"from"`
+	Parameters Parameters `json:"parameters"`
+	Reference  string     `json:"reference"`
+	Priority   Priority   `json:"priority"`
 }
 
 // Rules are the settings validation depends on.
@@ -134,8 +171,14 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 	if n := utf8.RuneCountInString(r.Reference); n > MaxReference {
 		verr.add("reference", "must be at most %d characters, got %d", MaxReference, n)
 	}
-	if hasControl(r.Reference) || hasControl(r.Subject) {
-		verr.add(firstOf(hasControl(r.Reference), "reference", "subject"), "must not contain control characters")
+	for _, f := range []struct{ name, value, allowed string }{
+		{"message", r.Message, "\n\r\t"},
+		{"subject", r.Subject, ""},
+		{"reference", r.Reference, ""},
+	} {
+		if hasControl(f.value, f.allowed) {
+			verr.add(f.name, "must not contain control characters")
+		}
 	}
 
 	from := strings.TrimSpace(r.From)
@@ -202,11 +245,14 @@ func NormalizeNumber(raw, region string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("is empty")
 	}
+	if strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(phoneChars, r) }) {
+		return "", fmt.Errorf("may hold only digits, spaces and + - . ( )")
+	}
 	if len(s) > 32 {
 		return "", fmt.Errorf("is too long to be a phone number")
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(phoneChars, r) }) {
-		return "", fmt.Errorf("may hold only digits, spaces and + - . ( )")
+	if err := wellFormed(s); err != nil {
+		return "", err
 	}
 	if strings.HasPrefix(s, "00") {
 		s = "+" + s[2:]
@@ -222,6 +268,48 @@ func NormalizeNumber(raw, region string) (string, error) {
 }
 
 const phoneChars = "0123456789+-.() "
+
+// wellFormed checks the way a number is written, which the phone-number
+// library reads very leniently: one leading +, at most one pair of brackets
+// around digits, single separators between groups of digits, and no group
+// of one digit after the first (so "2.0.2.5.5.5.0.1.2.3" is refused).
+func wellFormed(s string) error {
+	bad := fmt.Errorf("is not written like a phone number")
+	if strings.LastIndex(s, "+") > 0 {
+		return bad
+	}
+	open, closed := strings.Count(s, "("), strings.Count(s, ")")
+	if open != closed || open > 1 {
+		return bad
+	}
+	if open == 1 {
+		i, j := strings.Index(s, "("), strings.Index(s, ")")
+		inner := s[i+1 : j]
+		if j < i+2 || strings.Trim(inner, "0123456789") != "" {
+			return bad
+		}
+		s = s[:i] + inner + s[j+1:]
+	}
+
+	s = strings.TrimPrefix(s, "+")
+	groups := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '-' || r == '.' })
+	if len(groups) == 0 || strings.Join(groups, "") == "" {
+		return bad
+	}
+	// Separators stand alone and only between digits.
+	if s[0] < '0' || s[0] > '9' || s[len(s)-1] < '0' || s[len(s)-1] > '9' {
+		return bad
+	}
+	if strings.Count(s, " ")+strings.Count(s, "-")+strings.Count(s, ".") != len(groups)-1 {
+		return bad
+	}
+	for _, g := range groups[1:] {
+		if len(g) < 2 {
+			return bad
+		}
+	}
+	return nil
+}
 
 var shortCode = regexp.MustCompile(`^[0-9]{3,8}$`)
 
@@ -259,14 +347,62 @@ func checkMediaURL(s string, verr *ValidationError) {
 		verr.add("media_url", "scheme must be http or https, not %q", u.Scheme)
 		return
 	}
-	if u.Hostname() == "" {
-		verr.add("media_url", "must name a host")
-		return
-	}
 	if u.User != nil {
 		verr.add("media_url", "must not carry credentials")
+		return
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		verr.add("media_url", "must not contain spaces or control characters; encode them")
+		return
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			verr.add("media_url", "has an invalid port %q", p)
+			return
+		}
+	}
+	if err := publicHost(u.Hostname()); err != nil {
+		verr.add("media_url", "%v", err)
 	}
 }
+
+var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// publicHost checks that Sinch, fetching the media from the Internet, could
+// reach host: a public IP address, or a DNS name with a dot in it. Names
+// are not resolved here; an address behind a public name is checked when
+// the media is fetched.
+func publicHost(host string) error {
+	if host == "" {
+		return fmt.Errorf("must name a host")
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() || ip.IsPrivate() || cgnat.Contains(ip) {
+			return fmt.Errorf("host %s is not a public address", host)
+		}
+		return nil
+	}
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	labels := strings.Split(name, ".")
+	if len(name) > 253 || len(labels) < 2 {
+		return fmt.Errorf("host %q is not a public DNS name", host)
+	}
+	for _, l := range labels {
+		if !hostLabel.MatchString(l) {
+			return fmt.Errorf("host %q is not a valid DNS name", host)
+		}
+	}
+	switch labels[len(labels)-1] {
+	case "localhost", "local", "internal", "lan", "home", "test", "invalid":
+		return fmt.Errorf("host %q is not a public DNS name", host)
+	}
+	return nil
+}
+
+// cgnat is the shared address space of carrier-grade NAT, private in
+// practice though not in netip's sense.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 var (
 	paramKey    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,16}$`)
@@ -296,7 +432,8 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 			continue
 		}
 		norm := make(map[string]string, len(values))
-		for who, v := range values {
+		for _, who := range slices.Sorted(maps.Keys(values)) {
+			v := values[who]
 			if utf8.RuneCountInString(v) > MaxParamValue {
 				verr.add(field+"."+who, "must be at most %d characters", MaxParamValue)
 				continue
@@ -314,6 +451,10 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 				verr.add(field+"."+who, "names a number that is not in \"to\"")
 				continue
 			}
+			if _, dup := norm[n]; dup {
+				verr.add(field+"."+who, "names the same number as another key")
+				continue
+			}
 			norm[n] = v
 		}
 		out[key] = norm
@@ -323,6 +464,10 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 	// with "unmatched parameter"; say so now instead.
 	for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
 		key := m[1]
+		if !paramKey.MatchString(key) {
+			verr.add("message", "has a placeholder ${%s} whose name is not 1 to %d of A-Z a-z 0-9 . _ -", key, MaxParamKey)
+			continue
+		}
 		vals, ok := out[key]
 		if _, bad := params[key]; bad && !ok {
 			continue // already reported
@@ -344,13 +489,10 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 	return out
 }
 
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
-}
-
-func firstOf(cond bool, a, b string) string {
-	if cond {
-		return a
-	}
-	return b
+// hasControl reports whether s holds a control character other than those
+// in allowed.
+func hasControl(s, allowed string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)) && !strings.ContainsRune(allowed, r)
+	})
 }

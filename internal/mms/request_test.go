@@ -106,6 +106,29 @@ func TestValidateRejects(t *testing.T) {
 			r.Parameters = map[string]map[string]string{"name": {"+14155552671": "x"}}
 		}, "parameters.name.+14155552671", "not in \"to\""},
 		{"placeholder without value", func(r *mms.SendRequest) { r.Message = "Hi ${name}" }, "message", "${name}"},
+		{"empty placeholder", func(r *mms.SendRequest) { r.Message = "Hi ${}" }, "message", "${}"},
+		{"control in message", func(r *mms.SendRequest) { r.Message = "a\x00b" }, "message", "control"},
+		{"parameters keys collide", func(r *mms.SendRequest) {
+			r.Parameters = mms.Parameters{"name": {"+12025550123": "Ada", "(202) 555-0123": "Bob"}}
+		}, "parameters.name.+12025550123", "same number"},
+		{"double plus", func(r *mms.SendRequest) { r.To = mms.Recipients{"++12025550123"} }, "to", "not written like"},
+		{"dangling dashes", func(r *mms.SendRequest) { r.To = mms.Recipients{"-2025550123-"} }, "to", "not written like"},
+		{"nested brackets", func(r *mms.SendRequest) { r.To = mms.Recipients{"((2025550123))"} }, "to", "not written like"},
+		{"unbalanced bracket", func(r *mms.SendRequest) { r.To = mms.Recipients{"+1 (202) 555-0123)"} }, "to",
+			"not written like"},
+		{"digit by digit", func(r *mms.SendRequest) { r.To = mms.Recipients{"2.0.2.5.5.5.0.1.2.3"} }, "to",
+			"not written like"},
+		{"double separator", func(r *mms.SendRequest) { r.To = mms.Recipients{"202--555-0123"} }, "to", "not written like"},
+		{"fullwidth digits", func(r *mms.SendRequest) { r.To = mms.Recipients{"２０２５５５０１２３"} }, "to", "only digits"},
+		{"space in media url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a b.jpg" }, "media_url", "spaces"},
+		{"bad port", func(r *mms.SendRequest) { r.MediaURL = "https://x.io:99999/a.jpg" }, "media_url", "port"},
+		{"loopback media", func(r *mms.SendRequest) { r.MediaURL = "http://127.0.0.1/a.jpg" }, "media_url", "public"},
+		{"metadata media", func(r *mms.SendRequest) { r.MediaURL = "http://169.254.169.254/x" }, "media_url", "public"},
+		{"ipv6 loopback media", func(r *mms.SendRequest) { r.MediaURL = "http://[::1]/a.jpg" }, "media_url", "public"},
+		{"private media", func(r *mms.SendRequest) { r.MediaURL = "https://10.1.2.3/a.jpg" }, "media_url", "public"},
+		{"localhost media", func(r *mms.SendRequest) { r.MediaURL = "http://localhost:6379/" }, "media_url", "public"},
+		{"bad host", func(r *mms.SendRequest) { r.MediaURL = "https://-/a.jpg" }, "media_url", "DNS name"},
+		{"dots host", func(r *mms.SendRequest) { r.MediaURL = "https://.../a.jpg" }, "media_url", "DNS name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,7 +178,13 @@ func TestDecodeStrict(t *testing.T) {
 		{"to array of numbers", `{"to": [12025550123]}`, "to", "must be a string"},
 		{"parameters as array", `{"parameters": []}`, "parameters", "must be an object"},
 		{"two objects", `{"to":"+12025550123"} {}`, "body", "nothing after"},
-		{"array body", `[]`, "body", "must be an object"},
+		{"array body", `[]`, "body", "must be a JSON object"},
+		{"null body", `null`, "body", "must be a JSON object"},
+		{"invalid utf-8", "{\"message\":\"\xff\"}", "body", "not valid UTF-8"},
+		{"case-insensitive name", `{"TO":"+12025550123"}`, "TO", "did you mean \"to\""},
+		{"duplicate key", `{"to":"+12025550123","to":"+14155552671"}`, "to", "more than once"},
+		{"parameter value type", `{"parameters":{"name":{"default":1}}}`, "parameters.name.default", "must be a string"},
+		{"parameter inner type", `{"parameters":{"name":"x"}}`, "parameters.name", "must be an object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
