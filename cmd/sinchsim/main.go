@@ -171,7 +171,7 @@ func loadConfig() (config, zerolog.Level, error) {
 	}
 
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
-	if err != nil || cfg.LogLevel == "" {
+	if err != nil || level < zerolog.DebugLevel || level > zerolog.ErrorLevel || cfg.LogLevel == "" {
 		return cfg, 0, bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", cfg.LogLevel)
 	}
 	return cfg, level, nil

@@ -61,7 +61,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("PORT, LISTEN_HOST: cannot listen: %w", err)
 	}
 	e.Server.ReadHeaderTimeout = 5 * time.Second
 	e.Server.ReadTimeout = 30 * time.Second
@@ -109,6 +109,9 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		Timeout:       cfg.SinchTimeout,
 	})
 	if err != nil {
+		return err
+	}
+	if err := probeSinch(ctx, client, cfg, log); err != nil {
 		return err
 	}
 
@@ -159,4 +162,25 @@ func mainErr[C interface{ Level() string }](service string, load func() (C, erro
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, cfg, log)
+}
+
+// probeSinch refuses to start a worker whose Sinch settings are wrong: with
+// a bad token or plan ID every job would wait or fail. Any other problem
+// (Sinch down, a timeout) is only logged: jobs wait and retry.
+func probeSinch(ctx context.Context, c *sinch.Client, cfg config.Worker, log zerolog.Logger) error {
+	pctx, cancel := context.WithTimeout(ctx, cfg.SinchTimeout)
+	defer cancel()
+	err := c.Probe(pctx)
+	var se *sinch.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("SINCH_API_TOKEN: Sinch refused it (401) for plan %s at %s", cfg.SinchPlanID, cfg.SinchBaseURL)
+	case errors.As(err, &se) && se.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("SINCH_SERVICE_PLAN_ID, SINCH_API_BASE_URL: Sinch knows no plan %s at %s (404)",
+			cfg.SinchPlanID, cfg.SinchBaseURL)
+	}
+	log.Warn().Err(err).Msg("sinch not reachable at start; jobs will wait and retry")
+	return nil
 }

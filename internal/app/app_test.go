@@ -286,6 +286,7 @@ func TestPermanentErrorFailsAfterOneCall(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	time.Sleep(300 * time.Millisecond) // three poll intervals: a retry would have run
 	require.Equal(t, 1, s.sim.Posts())
+	require.NotContains(t, s.logs.String(), "bad number", "Sinch's text may quote the message: not logged")
 }
 
 func TestTransientErrorsRetryThenSend(t *testing.T) {
@@ -581,4 +582,25 @@ func TestChunkedOversizedBody(t *testing.T) {
 	var out map[string]map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	require.Equal(t, "body_too_large", out["error"]["code"])
+}
+
+func TestWorkerRefusesWrongSinchSettings(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	sim := httptest.NewServer(sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken}))
+	t.Cleanup(sim.Close)
+
+	cfg := config.Worker{
+		Common: config.Common{RedisURL: rs.URL, RedisTimeout: time.Second, LogLevel: "info",
+			JobRetention: time.Hour, MaxAttempts: 3},
+		SinchBaseURL: sim.URL, SinchPlanID: "plan-1", SinchToken: "wrong-token", SinchTimeout: time.Second,
+		Concurrency: 1, RetryBaseDelay: time.Second, RetryMaxDelay: time.Second, AuthRetryDelay: time.Second,
+		ShutdownTimeout: 2 * time.Second, PollInterval: time.Second,
+	}
+	err := app.RunWorker(context.Background(), cfg, logging.New("error", io.Discard))
+	require.ErrorContains(t, err, "SINCH_API_TOKEN")
+
+	cfg.SinchToken, cfg.SinchPlanID = simToken, "no-such-plan"
+	err = app.RunWorker(context.Background(), cfg, logging.New("error", io.Discard))
+	require.ErrorContains(t, err, "SINCH_SERVICE_PLAN_ID")
 }

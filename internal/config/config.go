@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/mmsgate/mmsgate/internal/mms"
 )
 
 // Secret is a credential. It prints as a placeholder in logs, %v and JSON so
@@ -198,8 +201,16 @@ func (c API) Validate() error {
 	if c.OpsPassword != "" && len(c.OpsPassword) < 12 {
 		return errors.New("OPS_PASSWORD: must be at least 12 characters")
 	}
-	if len(c.DefaultRegion) != 2 {
-		return fmt.Errorf("DEFAULT_REGION: %q is not a two-letter region code", c.DefaultRegion)
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("SHUTDOWN_TIMEOUT: must be positive")
+	}
+	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
+		return fmt.Errorf("DEFAULT_REGION: %q is not a region code such as US, CA or GB", c.DefaultRegion)
+	}
+	if c.DefaultFrom != "" {
+		if _, err := mms.NormalizeSender(c.DefaultFrom, c.DefaultRegion); err != nil {
+			return fmt.Errorf("SINCH_MMS_NUMBER: %v", err)
+		}
 	}
 	return nil
 }
@@ -212,6 +223,9 @@ func (c Worker) Validate() error {
 	u, err := url.Parse(c.SinchBaseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("SINCH_API_BASE_URL: %q is not an http(s) URL", c.SinchBaseURL)
+	}
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("SINCH_API_BASE_URL: give only scheme and host, e.g. https://us.sms.api.sinch.com")
 	}
 	if strings.TrimSpace(c.SinchPlanID) == "" {
 		return errors.New("SINCH_SERVICE_PLAN_ID: is empty")

@@ -186,7 +186,7 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 		from = rules.DefaultFrom
 	}
 	if from != "" {
-		f, err := normalizeSender(from, rules.DefaultRegion)
+		f, err := NormalizeSender(from, rules.DefaultRegion)
 		if err != nil {
 			verr.add("from", "%v", err)
 		}
@@ -313,9 +313,9 @@ func wellFormed(s string) error {
 
 var shortCode = regexp.MustCompile(`^[0-9]{3,8}$`)
 
-// normalizeSender accepts a full phone number (returned in E.164) or a short
+// NormalizeSender accepts a full phone number (returned in E.164) or a short
 // code, which MMS in the US is often sent from.
-func normalizeSender(s, region string) (string, error) {
+func NormalizeSender(s, region string) (string, error) {
 	if len(s) > maxSenderLength+8 {
 		return "", fmt.Errorf("is too long")
 	}

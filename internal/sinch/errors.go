@@ -29,6 +29,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("sinch: status %d (%s)", e.StatusCode, e.Code)
 }
 
+// ErrBadAnswer is a 2xx answer we could not use: not JSON, or a batch
+// without an ID.
+var ErrBadAnswer = errors.New("unusable answer")
+
 // TransportError is a call that got no usable answer: the connection failed,
 // timed out, or the answer could not be read.
 type TransportError struct {
@@ -122,6 +126,9 @@ func ReasonCode(err error) string {
 	}
 	var te *TransportError
 	if errors.As(err, &te) {
+		if errors.Is(te.Err, ErrBadAnswer) {
+			return "bad_answer"
+		}
 		var ne net.Error
 		if errors.Is(te.Err, context.DeadlineExceeded) || (errors.As(te.Err, &ne) && ne.Timeout()) {
 			return "timeout"

@@ -87,6 +87,14 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 	}
 }
 
+// Probe checks the plan ID, token and host with a cheap read (a one-item
+// batch list). It returns the *Error Sinch answered, or a *TransportError.
+func (c *Client) Probe(ctx context.Context) error {
+	var page struct{}
+	_, err := c.do(ctx, http.MethodGet, c.batchesURL+"?page_size=1", nil, &page)
+	return err
+}
+
 // MediaBody is the content of an MMS.
 type MediaBody struct {
 	URL     string `json:"url"`
@@ -142,7 +150,7 @@ func (c *Client) SendMedia(ctx context.Context, b MediaBatch) (*Batch, error) {
 	if out.ID == "" {
 		// A 2xx without an ID leaves us unable to tell what Sinch holds;
 		// treat it like a lost answer.
-		return nil, &TransportError{Op: "decode batch", Sent: true, Err: errors.New("answer has no batch id")}
+		return nil, &TransportError{Op: "decode batch", Sent: true, Err: ErrBadAnswer}
 	}
 	return &out, nil
 }
@@ -207,7 +215,7 @@ func (c *Client) do(ctx context.Context, method, target string, body []byte, out
 		return 0, newError(resp, raw)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return 0, &TransportError{Op: op, Sent: true, Err: fmt.Errorf("decode answer: %w", err)}
+		return 0, &TransportError{Op: op, Sent: true, Err: fmt.Errorf("%w: %w", ErrBadAnswer, err)}
 	}
 	return resp.StatusCode, nil
 }

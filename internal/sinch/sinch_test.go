@@ -153,6 +153,7 @@ func TestTransportFailures(t *testing.T) {
 
 		_, err := newClient(t, srv.URL, time.Second).SendMedia(context.Background(), batch)
 		require.True(t, sinch.Ambiguous(err))
+		require.Equal(t, "bad_answer", sinch.ReasonCode(err))
 	})
 }
 

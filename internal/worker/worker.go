@@ -180,7 +180,9 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error, doubt bool
 		if doubt {
 			jerr.Message = "could not check whether an earlier attempt reached Sinch: " + jerr.Message
 		}
-		log.Warn().Str("error", logging.MaskNumbers(err.Error()+": "+jerr.Message)).Msg("sinch rejected mms")
+		// Sinch's text may quote the message, so it goes on the job record
+		// for the client, not into the log.
+		log.Warn().Bool("after_doubt", doubt).Msg("sinch rejected mms")
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 
 	case sinch.Throttled:
@@ -239,7 +241,7 @@ func (h *Handler) exhausted(log zerolog.Logger, job *mms.Job, jerr *mms.JobError
 		log.Error().Err(werr).Msg("could not store a final failure")
 		return werr
 	}
-	log.Error().Str("sinch_code", jerr.Code).Msg("mms failed: no attempts left")
+	log.Error().Str("reason", jerr.Code).Msg("mms failed: no attempts left")
 	return fmt.Errorf("job %s: %s: %w", job.ID, jerr.Code, asynq.SkipRetry)
 }
 
