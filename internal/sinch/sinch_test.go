@@ -34,13 +34,15 @@ var batch = sinch.MediaBatch{
 func TestSendMediaRequestShape(t *testing.T) {
 	t.Parallel()
 
-	var got map[string]any
+	// The handler only records; the test goroutine checks.
+	var (
+		got     map[string]any
+		gotReq  *http.Request
+		bodyErr error
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		require.Equal(t, http.MethodPost, r.Method)
-		require.Equal(t, "/xms/v1/plan1/batches", r.URL.Path)
-		require.Equal(t, "Bearer tok", r.Header.Get("Authorization"))
-		require.Equal(t, "application/json", r.Header.Get("Content-Type"))
-		require.NoError(t, json.NewDecoder(r.Body).Decode(&got))
+		gotReq = r.Clone(context.Background())
+		bodyErr = json.NewDecoder(r.Body).Decode(&got)
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, `{"id":"01HF4WG1TAVS351YYD7Q84K8HA","to":["12025550123"],"type":"mt_media",`+
 			`"client_reference":"job-1","created_at":"2025-01-10T12:00:00.000Z","some_new_field":{"x":1}}`)
@@ -49,7 +51,13 @@ func TestSendMediaRequestShape(t *testing.T) {
 
 	b, err := newClient(t, srv.URL, time.Second).SendMedia(context.Background(), batch)
 	require.NoError(t, err)
+	require.NoError(t, bodyErr)
+	require.Equal(t, http.MethodPost, gotReq.Method)
+	require.Equal(t, "/xms/v1/plan1/batches", gotReq.URL.Path)
+	require.Equal(t, "Bearer tok", gotReq.Header.Get("Authorization"))
+	require.Equal(t, "application/json", gotReq.Header.Get("Content-Type"))
 	require.Equal(t, "01HF4WG1TAVS351YYD7Q84K8HA", b.ID)
+	require.Equal(t, http.StatusCreated, b.HTTPStatus)
 	require.Equal(t, "mt_media", got["type"])
 	require.Equal(t, []any{"+12025550123"}, got["to"])
 	require.Equal(t, map[string]any{"url": "https://cdn.example.com/a.jpg", "message": "hi"}, got["body"])
@@ -161,14 +169,15 @@ func TestFindByClientReference(t *testing.T) {
 	t.Parallel()
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		require.Equal(t, http.MethodGet, r.Method)
-		require.Equal(t, "/xms/v1/plan1/batches", r.URL.Path)
+		_, dateErr := time.Parse(time.RFC3339, r.URL.Query().Get("start_date"))
+		if r.Method != http.MethodGet || r.URL.Path != "/xms/v1/plan1/batches" || dateErr != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
 		if r.URL.Query().Get("client_reference") != "job-1" {
 			_, _ = io.WriteString(w, `{"page":0,"page_size":1,"count":0,"batches":[]}`)
 			return
 		}
-		_, err := time.Parse(time.RFC3339, r.URL.Query().Get("start_date"))
-		require.NoError(t, err)
 		_, _ = io.WriteString(w, `{"page":0,"page_size":1,"count":1,"batches":[{"id":"B1","client_reference":"job-1"}]}`)
 	}))
 	t.Cleanup(srv.Close)
