@@ -33,24 +33,26 @@ type jobView struct {
 	MaxAttempts   int           `json:"max_attempts"`
 	NextAttemptAt *time.Time    `json:"next_attempt_at"`
 	LastError     *mms.JobError `json:"last_error"`
-	SinchBatchID  string        `json:"sinch_batch_id,omitempty"`
+	SinchBatchID  *string       `json:"sinch_batch_id"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
 }
 
 func viewOf(j *mms.Job) jobView {
 	v := jobView{
-		JobID:        j.ID,
-		Status:       j.Status,
-		Priority:     j.Priority,
-		Recipients:   j.Message.To,
-		Reference:    j.Reference,
-		Attempts:     j.Attempts,
-		MaxAttempts:  j.MaxAttempts,
-		LastError:    j.LastError,
-		SinchBatchID: j.SinchBatchID,
-		CreatedAt:    j.CreatedAt,
-		UpdatedAt:    j.UpdatedAt,
+		JobID:       j.ID,
+		Status:      j.Status,
+		Priority:    j.Priority,
+		Recipients:  j.Message.To,
+		Reference:   j.Reference,
+		Attempts:    j.Attempts,
+		MaxAttempts: j.MaxAttempts,
+		LastError:   j.LastError,
+		CreatedAt:   j.CreatedAt,
+		UpdatedAt:   j.UpdatedAt,
+	}
+	if j.SinchBatchID != "" {
+		v.SinchBatchID = &j.SinchBatchID
 	}
 	if !j.NextAttemptAt.IsZero() && j.Status == mms.StatusRetrying {
 		t := j.NextAttemptAt

@@ -278,6 +278,8 @@ func TestPermanentErrorFailsAfterOneCall(t *testing.T) {
 	require.Equal(t, "bad number", lastErr["message"])
 	require.NotEmpty(t, lastErr["at"])
 	require.EqualValues(t, 1, job["attempts"])
+	require.Contains(t, job, "sinch_batch_id")
+	require.Nil(t, job["sinch_batch_id"])
 
 	// The task is dead-lettered at once, and never retried.
 	require.Eventually(t, func() bool {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ type API struct {
 	// OpsReadWrite lets the queue UI change tasks (delete, run, archive).
 	OpsReadWrite bool `envconfig:"OPS_READ_WRITE" default:"false"`
 	// ShutdownTimeout bounds how long in-flight requests may take at exit.
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 }
 
 // Worker holds the settings of cmd/worker.
@@ -158,8 +159,8 @@ func (c Common) Validate() error {
 	default:
 		return fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
-	if c.RedisTimeout <= 0 {
-		return errors.New("REDIS_TIMEOUT: must be positive")
+	if c.RedisTimeout < 10*time.Millisecond {
+		return errors.New("REDIS_TIMEOUT: must be at least 10ms")
 	}
 	if c.JobRetention < time.Hour {
 		return errors.New("JOB_RETENTION: must be at least 1h")
@@ -263,7 +264,17 @@ func checkRedisURL(s string) error {
 		return errors.New("REDIS_URL: not a URL")
 	}
 	switch u.Scheme {
-	case "redis", "rediss", "unix":
+	case "redis", "rediss":
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("REDIS_URL: port %q is not a TCP port", p)
+			}
+		}
+		return nil
+	case "unix":
+		if u.Path == "" {
+			return errors.New("REDIS_URL: a unix:// URL needs the socket's path")
+		}
 		return nil
 	}
 	return fmt.Errorf("REDIS_URL: scheme %q is not redis, rediss or unix", u.Scheme)

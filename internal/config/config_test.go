@@ -72,7 +72,7 @@ func TestLoadAPIDefaults(t *testing.T) {
 	require.Equal(t, 8080, c.Port)
 	require.Equal(t, []config.Secret{keyA}, c.APIKeys)
 	require.Equal(t, "US", c.DefaultRegion)
-	require.Equal(t, 15*time.Second, c.ShutdownTimeout)
+	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
 }
 
 func TestLoadWorkerDefaults(t *testing.T) {
@@ -219,6 +219,8 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"api", "DEFAULT_REGION", []string{"DEFAULT_REGION", "ZZ"}, ""},
 		{"api", "SINCH_MMS_NUMBER", []string{"SINCH_MMS_NUMBER", "garbage"}, ""},
 		{"api", "SHUTDOWN_TIMEOUT", []string{"SHUTDOWN_TIMEOUT", "-1s"}, ""},
+		{"api", "REDIS_URL", []string{"REDIS_URL", "redis://127.0.0.1:99999/0"}, ""},
+		{"api", "REDIS_TIMEOUT", []string{"REDIS_TIMEOUT", "1ns"}, ""},
 		{"worker", "SINCH_API_BASE_URL", []string{"SINCH_API_BASE_URL", "http://127.0.0.1:9090/x?y=1"}, ""},
 		{"worker", "SINCH_API_TOKEN", []string{"SINCH_API_TOKEN", "  "}, ""},
 		{"worker", "REDIS_URL", []string{"REDIS_URL", "tcp://127.0.0.1:6379"}, ""},

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -103,21 +103,27 @@ type Parameters map[string]map[string]string
 // UnmarshalJSON decodes the two levels one by one, so that a value of the
 // wrong type is reported with its full path, e.g. parameters.name.default.
 func (p *Parameters) UnmarshalJSON(b []byte) error {
-	var outer map[string]json.RawMessage
-	if err := json.Unmarshal(b, &outer); err != nil {
-		return fieldError("parameters", "must be an object of objects")
+	if string(bytes.TrimSpace(b)) == "null" {
+		*p = nil
+		return nil
+	}
+	outer, err := objectMembers(b, "parameters", "must be an object of objects")
+	if err != nil {
+		return err
 	}
 	out := make(Parameters, len(outer))
 	for _, name := range slices.Sorted(maps.Keys(outer)) {
-		var inner map[string]json.RawMessage
-		if err := json.Unmarshal(outer[name], &inner); err != nil {
-			return fieldError("parameters."+name, `must be an object mapping recipients or "default" to strings`)
+		field := "parameters." + name
+		inner, err := objectMembers(outer[name], field, `must be an object mapping recipients or "default" to strings`)
+		if err != nil {
+			return err
 		}
 		values := make(map[string]string, len(inner))
 		for _, who := range slices.Sorted(maps.Keys(inner)) {
 			var v string
-			if err := json.Unmarshal(inner[who], &v); err != nil {
-				return fieldError("parameters."+name+"."+who, "must be a string")
+			raw := bytes.TrimSpace(inner[who])
+			if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+				return fieldError(field+"."+who, "must be a string")
 			}
 			values[who] = v
 		}
@@ -125,6 +131,32 @@ func (p *Parameters) UnmarshalJSON(b []byte) error {
 	}
 	*p = out
 	return nil
+}
+
+// objectMembers decodes a JSON object into its members, refusing a value
+// that is not an object and a key that appears twice.
+func objectMembers(b []byte, field, notObject string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fieldError(field, notObject)
+	}
+	out := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fieldError(field, notObject)
+		}
+		key, _ := tok.(string)
+		if _, dup := out[key]; dup {
+			return nil, fieldError(field+"."+key, "appears more than once")
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fieldError(field, notObject)
+		}
+		out[key] = v
+	}
+	return out, nil
 }
 
 func fieldError(field, msg string) error {
@@ -271,8 +303,9 @@ const phoneChars = "0123456789+-.() "
 
 // wellFormed checks the way a number is written, which the phone-number
 // library reads very leniently: one leading +, at most one pair of brackets
-// around digits, single separators between groups of digits, and no group
-// of one digit after the first (so "2.0.2.5.5.5.0.1.2.3" is refused).
+// around digits, single separators between groups of digits, and at most two
+// groups of a single digit after the first, as in "+33 6 12 34 56 78" or
+// "+44 (0) 20 7946 0958" (so "2.0.2.5.5.5.0.1.2.3" is refused).
 func wellFormed(s string) error {
 	bad := fmt.Errorf("is not written like a phone number")
 	if strings.LastIndex(s, "+") > 0 {
@@ -303,10 +336,14 @@ func wellFormed(s string) error {
 	if strings.Count(s, " ")+strings.Count(s, "-")+strings.Count(s, ".") != len(groups)-1 {
 		return bad
 	}
+	single := 0
 	for _, g := range groups[1:] {
-		if len(g) < 2 {
-			return bad
+		if len(g) == 1 {
+			single++
 		}
+	}
+	if single > 2 {
+		return bad
 	}
 	return nil
 }
@@ -335,7 +372,7 @@ func checkMediaURL(s string, verr *ValidationError) {
 		return
 	}
 	if len(s) > MaxMediaURL {
-		verr.add("media_url", "must be at most %d characters, got %d", MaxMediaURL, len(s))
+		verr.add("media_url", "must be at most %d bytes, got %d", MaxMediaURL, len(s))
 		return
 	}
 	u, err := url.Parse(s)
@@ -351,7 +388,9 @@ func checkMediaURL(s string, verr *ValidationError) {
 		verr.add("media_url", "must not carry credentials")
 		return
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+	if strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	}) {
 		verr.add("media_url", "must not contain spaces or control characters; encode them")
 		return
 	}
@@ -365,44 +404,6 @@ func checkMediaURL(s string, verr *ValidationError) {
 		verr.add("media_url", "%v", err)
 	}
 }
-
-var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// publicHost checks that Sinch, fetching the media from the Internet, could
-// reach host: a public IP address, or a DNS name with a dot in it. Names
-// are not resolved here; an address behind a public name is checked when
-// the media is fetched.
-func publicHost(host string) error {
-	if host == "" {
-		return fmt.Errorf("must name a host")
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		ip = ip.Unmap()
-		if !ip.IsGlobalUnicast() || ip.IsPrivate() || cgnat.Contains(ip) {
-			return fmt.Errorf("host %s is not a public address", host)
-		}
-		return nil
-	}
-	name := strings.TrimSuffix(strings.ToLower(host), ".")
-	labels := strings.Split(name, ".")
-	if len(name) > 253 || len(labels) < 2 {
-		return fmt.Errorf("host %q is not a public DNS name", host)
-	}
-	for _, l := range labels {
-		if !hostLabel.MatchString(l) {
-			return fmt.Errorf("host %q is not a valid DNS name", host)
-		}
-	}
-	switch labels[len(labels)-1] {
-	case "localhost", "local", "internal", "lan", "home", "test", "invalid":
-		return fmt.Errorf("host %q is not a public DNS name", host)
-	}
-	return nil
-}
-
-// cgnat is the shared address space of carrier-grade NAT, private in
-// practice though not in netip's sense.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 var (
 	paramKey    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,16}$`)
@@ -436,6 +437,10 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 			v := values[who]
 			if utf8.RuneCountInString(v) > MaxParamValue {
 				verr.add(field+"."+who, "must be at most %d characters", MaxParamValue)
+				continue
+			}
+			if hasControl(v, "\n\r\t") {
+				verr.add(field+"."+who, "must not contain control characters")
 				continue
 			}
 			if who == "default" {

@@ -40,6 +40,37 @@ func TestValidateAcceptsAndNormalises(t *testing.T) {
 	require.Equal(t, map[string]map[string]string{"name": {"+12025550123": "Ada", "default": "friend"}}, msg.Parameters)
 }
 
+func TestValidateAcceptsRealWorldForms(t *testing.T) {
+	t.Parallel()
+
+	numbers := map[string]string{
+		"+33 6 12 34 56 78":    "+33612345678",
+		"+31 6 12345678":       "+31612345678",
+		"+61 2 9876 5432":      "+61298765432",
+		"+353 1 234 5678":      "+35312345678",
+		"+44 (0) 20 7946 0958": "+442079460958",
+		"0044 20 7946 0958":    "+442079460958",
+		"202.555.0123":         "+12025550123",
+	}
+	for raw, want := range numbers {
+		got, err := mms.NormalizeNumber(raw, "US")
+		require.NoError(t, err, raw)
+		require.Equal(t, want, got, raw)
+	}
+	for _, u := range []string{
+		"https://bücher.de/a.jpg",
+		"https://my_bucket.s3.amazonaws.com/a.jpg",
+		"https://8.8.8.8/a.jpg",
+		"https://[2606:4700::1111]/a.jpg",
+		"https://cdn.example.com./a.jpg",
+	} {
+		req := valid()
+		req.MediaURL = u
+		_, _, err := req.Validate(rules)
+		require.NoError(t, err, u)
+	}
+}
+
 func TestValidateSenderForms(t *testing.T) {
 	t.Parallel()
 
@@ -129,6 +160,22 @@ func TestValidateRejects(t *testing.T) {
 		{"localhost media", func(r *mms.SendRequest) { r.MediaURL = "http://localhost:6379/" }, "media_url", "public"},
 		{"bad host", func(r *mms.SendRequest) { r.MediaURL = "https://-/a.jpg" }, "media_url", "DNS name"},
 		{"dots host", func(r *mms.SendRequest) { r.MediaURL = "https://.../a.jpg" }, "media_url", "DNS name"},
+		{"short ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://127.1/a.jpg" }, "media_url", "public"},
+		{"octal ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://0177.0.0.1/a.jpg" }, "media_url", "public"},
+		{"hex ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://0x7f.0.0.1/a.jpg" }, "media_url", "public"},
+		{"padded ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://127.0.0.01/a.jpg" }, "media_url", "public"},
+		{"trailing dot ip", func(r *mms.SendRequest) { r.MediaURL = "http://169.254.169.254./latest/" }, "media_url", "public"},
+		{"numeric tld", func(r *mms.SendRequest) { r.MediaURL = "https://cdn.example.123/a" }, "media_url", "public"},
+		{"nat64", func(r *mms.SendRequest) { r.MediaURL = "http://[64:ff9b::a9fe:a9fe]/" }, "media_url", "public"},
+		{"6to4", func(r *mms.SendRequest) { r.MediaURL = "http://[2002:7f00:1::]/" }, "media_url", "public"},
+		{"reserved", func(r *mms.SendRequest) { r.MediaURL = "http://240.0.0.1/a" }, "media_url", "public"},
+		{"documentation", func(r *mms.SendRequest) { r.MediaURL = "http://192.0.2.1/a" }, "media_url", "public"},
+		{"benchmarking", func(r *mms.SendRequest) { r.MediaURL = "http://198.18.0.1/a" }, "media_url", "public"},
+		{"no-break space in url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a\u00a0b.jpg" }, "media_url", "spaces"},
+		{"zero-width space in url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a\u200bb.jpg" }, "media_url", "spaces"},
+		{"control in parameter", func(r *mms.SendRequest) {
+			r.Parameters = mms.Parameters{"name": {"default": "x\x1b[31m"}}
+		}, "parameters.name.default", "control"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +232,11 @@ func TestDecodeStrict(t *testing.T) {
 		{"duplicate key", `{"to":"+12025550123","to":"+14155552671"}`, "to", "more than once"},
 		{"parameter value type", `{"parameters":{"name":{"default":1}}}`, "parameters.name.default", "must be a string"},
 		{"parameter inner type", `{"parameters":{"name":"x"}}`, "parameters.name", "must be an object"},
+		{"parameter null value", `{"parameters":{"name":{"default":null}}}`, "parameters.name.default", "must be a string"},
+		{"parameter repeated recipient", `{"parameters":{"n":{"default":"a","default":"b"}}}`, "parameters.n.default",
+			"more than once"},
+		{"parameter repeated name", `{"parameters":{"n":{"default":"a"},"n":{"default":"b"}}}`, "parameters.n",
+			"more than once"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func Open(ctx context.Context, url string, timeout time.Duration) (*redis.Option
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		_ = c.Close()
-		return nil, nil, fmt.Errorf("redis at %s: %w", safeAddr(opt), err)
+		return nil, nil, fmt.Errorf("REDIS_URL: no answer from redis at %s: %w", safeAddr(opt), err)
 	}
 	return opt, c, nil
 }
