@@ -176,7 +176,8 @@ func probeSinch(ctx context.Context, c *sinch.Client, cfg config.Worker, log zer
 	case err == nil:
 		return nil
 	case errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("SINCH_API_TOKEN: Sinch refused it (401) for plan %s at %s", cfg.SinchPlanID, cfg.SinchBaseURL)
+		return fmt.Errorf("SINCH_API_TOKEN: Sinch refused it (401) for plan %s at %s",
+			cfg.SinchPlanID, cfg.SinchBaseURL)
 	case errors.As(err, &se) && se.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("SINCH_SERVICE_PLAN_ID, SINCH_API_BASE_URL: Sinch knows no plan %s at %s (404)",
 			cfg.SinchPlanID, cfg.SinchBaseURL)

@@ -301,7 +301,8 @@ func TestTransientErrorsRetryThenSend(t *testing.T) {
 	require.Equal(t, 3, s.sim.Posts())
 	require.Len(t, s.sim.Batches(), 1)
 	require.EqualValues(t, 3, job["attempts"])
-	require.Equal(t, "service_unavailable", job["last_error"].(map[string]any)["code"], "the last error stays on record")
+	require.Equal(t, "service_unavailable", job["last_error"].(map[string]any)["code"],
+		"the last error stays on record")
 }
 
 func TestRetriesEndInFailure(t *testing.T) {
@@ -365,9 +366,11 @@ func TestBadRequestsEnqueueNothing(t *testing.T) {
 		code, field             string
 	}{
 		{"malformed json", "application/json", `{"to":`, 400, "invalid_json", "body"},
-		{"unknown field", "application/json", `{"to":"+12025550123","media_url":"https://x.io/a.jpg","fallback_sms_text":"x"}`,
+		{"unknown field", "application/json",
+			`{"to":"+12025550123","media_url":"https://x.io/a.jpg","fallback_sms_text":"x"}`,
 			400, "invalid_json", "fallback_sms_text"},
-		{"wrong type", "application/json", `{"to":"+12025550123","media_url":["https://x.io/a.jpg"]}`, 400, "invalid_json",
+		{"wrong type", "application/json", `{"to":"+12025550123","media_url":["https://x.io/a.jpg"]}`, 400,
+			"invalid_json",
 			"media_url"},
 		{"wrong content type", "text/plain", goodBody, 415, "unsupported_media_type", ""},
 		{"no content type", "", goodBody, 415, "unsupported_media_type", ""},

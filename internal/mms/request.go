@@ -470,7 +470,8 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 	for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
 		key := m[1]
 		if !paramKey.MatchString(key) {
-			verr.add("message", "has a placeholder ${%s} whose name is not 1 to %d of A-Z a-z 0-9 . _ -", key, MaxParamKey)
+			verr.add("message", "has a placeholder ${%s} whose name is not 1 to %d of A-Z a-z 0-9 . _ -",
+				key, MaxParamKey)
 			continue
 		}
 		vals, ok := out[key]

@@ -110,7 +110,8 @@ func TestValidateRejects(t *testing.T) {
 	}{
 		{"no recipients", func(r *mms.SendRequest) { r.To = nil }, "to", "is required"},
 		{"too many recipients", func(r *mms.SendRequest) { r.To = many }, "to", "at most 1000"},
-		{"letters in number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+1 202 CALL NOW"} }, "to", "only digits"},
+		{"letters in number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+1 202 CALL NOW"} },
+			"to", "only digits"},
 		{"bad second number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+12025550123", "12345"} },
 			"to[1]", "not a valid phone number"},
 		{"duplicate number", func(r *mms.SendRequest) { r.To = mms.Recipients{"+12025550123", "(202) 555-0123"} },
@@ -119,7 +120,8 @@ func TestValidateRejects(t *testing.T) {
 		{"empty number", func(r *mms.SendRequest) { r.To = mms.Recipients{" "} }, "to", "is empty"},
 		{"no media", func(r *mms.SendRequest) { r.MediaURL = "" }, "media_url", "is required"},
 		{"relative media", func(r *mms.SendRequest) { r.MediaURL = "/pic.jpg" }, "media_url", "absolute"},
-		{"ftp media", func(r *mms.SendRequest) { r.MediaURL = "ftp://example.com/a.jpg" }, "media_url", "http or https"},
+		{"ftp media", func(r *mms.SendRequest) { r.MediaURL = "ftp://example.com/a.jpg" },
+			"media_url", "http or https"},
 		{"media with credentials", func(r *mms.SendRequest) { r.MediaURL = "https://u:p@example.com/a.jpg" },
 			"media_url", "credentials"},
 		{"media too long", func(r *mms.SendRequest) { r.MediaURL = "https://example.com/" + long(2040) }, "media_url",
@@ -143,13 +145,16 @@ func TestValidateRejects(t *testing.T) {
 			r.Parameters = mms.Parameters{"name": {"+12025550123": "Ada", "(202) 555-0123": "Bob"}}
 		}, "parameters.name.+12025550123", "same number"},
 		{"double plus", func(r *mms.SendRequest) { r.To = mms.Recipients{"++12025550123"} }, "to", "not written like"},
-		{"dangling dashes", func(r *mms.SendRequest) { r.To = mms.Recipients{"-2025550123-"} }, "to", "not written like"},
-		{"nested brackets", func(r *mms.SendRequest) { r.To = mms.Recipients{"((2025550123))"} }, "to", "not written like"},
+		{"dangling dashes", func(r *mms.SendRequest) { r.To = mms.Recipients{"-2025550123-"} },
+			"to", "not written like"},
+		{"nested brackets", func(r *mms.SendRequest) { r.To = mms.Recipients{"((2025550123))"} },
+			"to", "not written like"},
 		{"unbalanced bracket", func(r *mms.SendRequest) { r.To = mms.Recipients{"+1 (202) 555-0123)"} }, "to",
 			"not written like"},
 		{"digit by digit", func(r *mms.SendRequest) { r.To = mms.Recipients{"2.0.2.5.5.5.0.1.2.3"} }, "to",
 			"not written like"},
-		{"double separator", func(r *mms.SendRequest) { r.To = mms.Recipients{"202--555-0123"} }, "to", "not written like"},
+		{"double separator", func(r *mms.SendRequest) { r.To = mms.Recipients{"202--555-0123"} },
+			"to", "not written like"},
 		{"fullwidth digits", func(r *mms.SendRequest) { r.To = mms.Recipients{"２０２５５５０１２３"} }, "to", "only digits"},
 		{"space in media url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a b.jpg" }, "media_url", "spaces"},
 		{"bad port", func(r *mms.SendRequest) { r.MediaURL = "https://x.io:99999/a.jpg" }, "media_url", "port"},
@@ -164,15 +169,18 @@ func TestValidateRejects(t *testing.T) {
 		{"octal ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://0177.0.0.1/a.jpg" }, "media_url", "public"},
 		{"hex ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://0x7f.0.0.1/a.jpg" }, "media_url", "public"},
 		{"padded ipv4", func(r *mms.SendRequest) { r.MediaURL = "http://127.0.0.01/a.jpg" }, "media_url", "public"},
-		{"trailing dot ip", func(r *mms.SendRequest) { r.MediaURL = "http://169.254.169.254./latest/" }, "media_url", "public"},
+		{"trailing dot ip", func(r *mms.SendRequest) { r.MediaURL = "http://169.254.169.254./latest/" },
+			"media_url", "public"},
 		{"numeric tld", func(r *mms.SendRequest) { r.MediaURL = "https://cdn.example.123/a" }, "media_url", "public"},
 		{"nat64", func(r *mms.SendRequest) { r.MediaURL = "http://[64:ff9b::a9fe:a9fe]/" }, "media_url", "public"},
 		{"6to4", func(r *mms.SendRequest) { r.MediaURL = "http://[2002:7f00:1::]/" }, "media_url", "public"},
 		{"reserved", func(r *mms.SendRequest) { r.MediaURL = "http://240.0.0.1/a" }, "media_url", "public"},
 		{"documentation", func(r *mms.SendRequest) { r.MediaURL = "http://192.0.2.1/a" }, "media_url", "public"},
 		{"benchmarking", func(r *mms.SendRequest) { r.MediaURL = "http://198.18.0.1/a" }, "media_url", "public"},
-		{"no-break space in url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a\u00a0b.jpg" }, "media_url", "spaces"},
-		{"zero-width space in url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a\u200bb.jpg" }, "media_url", "spaces"},
+		{"no-break space in url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a\u00a0b.jpg" },
+			"media_url", "spaces"},
+		{"zero-width space in url", func(r *mms.SendRequest) { r.MediaURL = "https://x.io/a\u200bb.jpg" },
+			"media_url", "spaces"},
 		{"control in parameter", func(r *mms.SendRequest) {
 			r.Parameters = mms.Parameters{"name": {"default": "x\x1b[31m"}}
 		}, "parameters.name.default", "control"},
@@ -230,9 +238,11 @@ func TestDecodeStrict(t *testing.T) {
 		{"invalid utf-8", "{\"message\":\"\xff\"}", "body", "not valid UTF-8"},
 		{"case-insensitive name", `{"TO":"+12025550123"}`, "TO", "did you mean \"to\""},
 		{"duplicate key", `{"to":"+12025550123","to":"+14155552671"}`, "to", "more than once"},
-		{"parameter value type", `{"parameters":{"name":{"default":1}}}`, "parameters.name.default", "must be a string"},
+		{"parameter value type", `{"parameters":{"name":{"default":1}}}`,
+			"parameters.name.default", "must be a string"},
 		{"parameter inner type", `{"parameters":{"name":"x"}}`, "parameters.name", "must be an object"},
-		{"parameter null value", `{"parameters":{"name":{"default":null}}}`, "parameters.name.default", "must be a string"},
+		{"parameter null value", `{"parameters":{"name":{"default":null}}}`,
+			"parameters.name.default", "must be a string"},
 		{"parameter repeated recipient", `{"parameters":{"n":{"default":"a","default":"b"}}}`, "parameters.n.default",
 			"more than once"},
 		{"parameter repeated name", `{"parameters":{"n":{"default":"a"},"n":{"default":"b"}}}`, "parameters.n",
@@ -252,6 +262,7 @@ func TestDecodeStrict(t *testing.T) {
 	}
 
 	var req mms.SendRequest
-	require.NoError(t, mms.DecodeStrict(strings.NewReader(`{"to":"+12025550123","media_url":"https://x.io/a.png"}`), &req))
+	body := `{"to":"+12025550123","media_url":"https://x.io/a.png"}`
+	require.NoError(t, mms.DecodeStrict(strings.NewReader(body), &req))
 	require.Equal(t, mms.Recipients{"+12025550123"}, req.To)
 }

@@ -178,7 +178,8 @@ func TestFindByClientReference(t *testing.T) {
 			_, _ = io.WriteString(w, `{"page":0,"page_size":1,"count":0,"batches":[]}`)
 			return
 		}
-		_, _ = io.WriteString(w, `{"page":0,"page_size":1,"count":1,"batches":[{"id":"B1","client_reference":"job-1"}]}`)
+		_, _ = io.WriteString(w,
+			`{"page":0,"page_size":1,"count":1,"batches":[{"id":"B1","client_reference":"job-1"}]}`)
 	}))
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL, time.Second)

@@ -83,7 +83,7 @@ func TestCreateRejects(t *testing.T) {
 		{name: "16 digits", edit: set("to", []any{"1234567890123456"}), code: badFormat, text: "to[0]"},
 		{name: "letters", edit: set("to", []any{"+1202555CALL"}), code: badFormat},
 		{name: "empty number", edit: set("to", []any{""}), code: badFormat},
-		{name: "group id", edit: set("to", []any{"01FC66621XXXXX119Z8PMV1QPQ"}), code: badFormat},
+		{name: "group id", edit: set("to", []any{"01FC66621ABCDE119Z8PMV1QPQ"}), code: badFormat},
 		{name: "double prefix", edit: set("to", []any{"+00+12025550123"}), code: badFormat},
 		{name: "no from", edit: del("from"), code: constraint, text: "from"},
 		{name: "text only", edit: set("body", map[string]any{"message": "hi"}), code: constraint, text: "url"},

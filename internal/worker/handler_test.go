@@ -572,7 +572,8 @@ func TestProcessSentJobIsSkipped(t *testing.T) {
 
 	_, err := b.store.Begin(ctx, j.ID)
 	require.NoError(t, err)
-	ok, err := b.store.Finish(ctx, j.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: "01HF4WG1TAVS351YYD7Q84K8HA"})
+	ok, err := b.store.Finish(ctx, j.ID,
+		jobstore.Outcome{Status: mms.StatusSent, BatchID: "01HF4WG1TAVS351YYD7Q84K8HA"})
 	require.NoError(t, err)
 	require.True(t, ok)
 	before := b.get(t, j.ID)
