@@ -87,7 +87,7 @@ func run(verbose bool, timeout time.Duration) error {
 		APIKeys:       []config.Secret{demoKey},
 		DefaultFrom:   "+12025550100",
 		DefaultRegion: "US", MaxBodyBytes: 1 << 20,
-		RateLimit: 100, RateBurst: 200, ShutdownTimeout: 5 * time.Second,
+		RateLimit: 100, RateBurst: 200, ShutdownTimeout: 5 * time.Second, IdempotencyTTL: 24 * time.Hour,
 	}
 	workerCfg := config.Worker{
 		Common:       common,

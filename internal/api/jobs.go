@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/task"
 )
@@ -75,6 +76,10 @@ func (s *server) send(c echo.Context) error {
 	if err := mms.DecodeStrict(body, &req); err != nil {
 		return badJSON(err)
 	}
+	idemKey, err := idempotencyKey(c.Request())
+	if err != nil {
+		return err
+	}
 	msg, prio, err := req.Validate(s.cfg.Rules)
 	if err != nil {
 		return err
@@ -99,22 +104,41 @@ func (s *server) send(c echo.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()
+
+	var held *jobstore.Reservation
+	if idemKey != "" {
+		earlier, r, err := s.reserve(ctx, c, idemKey, job)
+		if err != nil {
+			return err
+		}
+		if earlier != nil {
+			c.Response().Header().Set("Idempotent-Replayed", "true")
+			return acceptedAnswer(c, earlier, mms.StatusQueued)
+		}
+		held = r
+	}
+
 	if err := s.deps.Store.Create(ctx, job); err != nil {
 		// The write may still be applied by a Redis that was only slow:
 		// remove it again so that a 503 leaves nothing behind.
-		s.undo(c, job.ID, err)
+		s.undo(c, job.ID, idemKey, held, err)
 		return errUnavailable()
 	}
 	if _, err := s.deps.Queue.EnqueueContext(ctx, t); err != nil {
-		s.undo(c, job.ID, err)
+		s.undo(c, job.ID, idemKey, held, err)
 		return errUnavailable()
 	}
+	return acceptedAnswer(c, job, job.Status)
+}
 
+// acceptedAnswer is the 202 for job. A replay gives the same body as the
+// first answer did, status included, so it says "queued" as that one did.
+func acceptedAnswer(c echo.Context, job *mms.Job, status mms.Status) error {
 	loc := statusURL(job.ID)
 	c.Response().Header().Set(echo.HeaderLocation, loc)
 	return c.JSON(http.StatusAccepted, accepted{
 		JobID:     job.ID,
-		Status:    job.Status,
+		Status:    status,
 		StatusURL: loc,
 		Reference: job.Reference,
 	})
@@ -123,10 +147,17 @@ func (s *server) send(c echo.Context) error {
 // undo removes the record of a job that could not be accepted. If the
 // enqueue did reach Redis after all, the worker finds no record and drops
 // the task, so the client's 503 stays true.
-func (s *server) undo(c echo.Context, id string, cause error) {
+func (s *server) undo(c echo.Context, id, idemKey string, held *jobstore.Reservation, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RedisTimeout)
 	defer cancel()
 	log := reqLog(c, s.deps.Log)
+	if held != nil {
+		// Best effort: a reservation left behind is taken over once it is
+		// stale, since its job never appeared.
+		if err := s.deps.Store.Release(ctx, keyScope(c), idemKey, *held); err != nil {
+			log.Warn().Err(err).Msg("idempotency key not released")
+		}
+	}
 	if err := s.deps.Store.Delete(ctx, id); err != nil {
 		log.Error().Err(err).AnErr("cause", cause).
 			Msg("job not accepted and its record maybe not removed; it has no task and will not be sent")

@@ -37,6 +37,8 @@ type Config struct {
 	RedisTimeout time.Duration
 	// MaxAttempts is the attempt budget given to each new job.
 	MaxAttempts int
+	// IdempotencyTTL is how long an Idempotency-Key is remembered.
+	IdempotencyTTL time.Duration
 	// Ops, when not nil, serves the queue UI under /ops/.
 	Ops *OpsConfig
 }

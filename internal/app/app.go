@@ -52,6 +52,8 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		RateBurst:    cfg.RateBurst,
 		RedisTimeout: cfg.RedisTimeout,
 		MaxAttempts:  cfg.MaxAttempts,
+
+		IdempotencyTTL: cfg.IdempotencyTTL,
 	}
 	if cfg.OpsUser != "" {
 		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),

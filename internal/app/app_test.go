@@ -98,6 +98,7 @@ func setup(t *testing.T, o options) *stack {
 		RateLimit:       o.rateLimit,
 		RateBurst:       o.rateLimit,
 		ShutdownTimeout: 2 * time.Second,
+		IdempotencyTTL:  24 * time.Hour,
 	}
 	if o.ops {
 		apiCfg.OpsUser, apiCfg.OpsPassword = "operator", opsPass
@@ -608,4 +609,70 @@ func TestWorkerRefusesWrongSinchSettings(t *testing.T) {
 	cfg.SinchToken, cfg.SinchPlanID = simToken, "no-such-plan"
 	err = app.RunWorker(context.Background(), cfg, logging.New("error", io.Discard))
 	require.ErrorContains(t, err, "SINCH_SERVICE_PLAN_ID")
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+	send := func(key, body string, hdr ...string) response {
+		return s.do(t, http.MethodPost, "/api/mms/send", "application/json", body,
+			append([]string{"Idempotency-Key", key}, hdr...)...)
+	}
+
+	first := send("order-1001", goodBody)
+	require.Equal(t, http.StatusAccepted, first.status)
+	id := first.body["job_id"].(string)
+
+	// The same request again, written differently: the original answer,
+	// and no second job.
+	same := strings.Replace(goodBody, `"+1 (202) 555-0123"`, `"202-555-0123"`, 1)
+	again := send("order-1001", " "+same)
+	require.Equal(t, http.StatusAccepted, again.status)
+	require.Equal(t, first.body, again.body)
+	require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+	require.Equal(t, "/api/mms/jobs/"+id, again.header.Get("Location"))
+
+	// Another body under the same key is refused.
+	other := send("order-1001", strings.Replace(goodBody, "Winter", "Summer", 1))
+	require.Equal(t, http.StatusUnprocessableEntity, other.status)
+	require.Equal(t, "idempotency_key_reused", other.body["error"].(map[string]any)["code"])
+
+	// Keys belong to the API key that used them.
+	mine := send("order-1001", goodBody, "X-API-Key", rotatedKey)
+	require.Equal(t, http.StatusAccepted, mine.status)
+	require.NotEqual(t, id, mine.body["job_id"])
+
+	bad := send(strings.Repeat("k", 256), goodBody)
+	require.Equal(t, http.StatusBadRequest, bad.status)
+	require.Equal(t, "invalid_header", bad.body["error"].(map[string]any)["code"])
+
+	// Many concurrent requests with one key create one job.
+	var wg sync.WaitGroup
+	ids := make(chan string, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := send("burst-1", goodBody)
+			if r.status == http.StatusAccepted {
+				ids <- r.body["job_id"].(string)
+			} else if r.status != http.StatusConflict {
+				t.Errorf("status %d: %v", r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	require.Len(t, seen, 1, "one job for one key")
+
+	keys, err := s.rdb.Keys(context.Background(), "mmsgate:job:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 3, "order-1001 twice (two API keys) and burst-1")
+	info, err := s.inspector(t).GetQueueInfo(mms.PriorityNormal.Queue())
+	require.NoError(t, err)
+	require.Equal(t, 3, info.Size)
 }

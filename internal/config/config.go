@@ -84,6 +84,8 @@ type API struct {
 	OpsReadWrite bool `envconfig:"OPS_READ_WRITE" default:"false"`
 	// ShutdownTimeout bounds how long in-flight requests may take at exit.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// IdempotencyTTL is how long an Idempotency-Key is remembered.
+	IdempotencyTTL time.Duration `envconfig:"IDEMPOTENCY_TTL" default:"24h"`
 }
 
 // Worker holds the settings of cmd/worker.
@@ -204,6 +206,9 @@ func (c API) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("SHUTDOWN_TIMEOUT: must be positive")
+	}
+	if c.IdempotencyTTL < 24*time.Hour || c.IdempotencyTTL > c.JobRetention {
+		return errors.New("IDEMPOTENCY_TTL: must be at least 24h and at most JOB_RETENTION")
 	}
 	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
 		return fmt.Errorf("DEFAULT_REGION: %q is not a region code such as US, CA or GB", c.DefaultRegion)

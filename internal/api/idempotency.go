@@ -1,0 +1,101 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/mms"
+)
+
+// staleAfter is how long a reservation whose job never appeared is taken
+// to belong to a request still under way. Past it, the request is presumed
+// to have failed and the key may be used again.
+const staleAfter = 10 * time.Second
+
+const maxIdempotencyKey = 255
+
+// idempotencyKey reads and checks the Idempotency-Key header; "" if absent.
+func idempotencyKey(r *http.Request) (string, error) {
+	vals := r.Header.Values("Idempotency-Key")
+	if len(vals) == 0 {
+		return "", nil
+	}
+	k := vals[0]
+	bad := len(vals) > 1 || k == "" || len(k) > maxIdempotencyKey
+	for i := 0; i < len(k) && !bad; i++ {
+		bad = k[i] < 0x21 || k[i] > 0x7e
+	}
+	if bad {
+		return "", &Error{Status: http.StatusBadRequest, Code: "invalid_header",
+			Message: "Idempotency-Key must be given once, as 1 to 255 printable ASCII characters",
+			Fields:  []mms.FieldError{{Field: "Idempotency-Key", Message: "is malformed"}}}
+	}
+	return k, nil
+}
+
+// keyScope confines idempotency keys to the API key that sent them.
+func keyScope(c echo.Context) string {
+	id, _ := c.Get(ctxKeyID).(string)
+	return id
+}
+
+// fingerprint identifies what a request asks for, after normalisation, so
+// that the same request written differently (whitespace, number format)
+// counts as the same.
+func fingerprint(j *mms.Job) string {
+	b, _ := json.Marshal(struct {
+		M mms.Message
+		P mms.Priority
+		R string
+	}{j.Message, j.Priority, j.Reference})
+	d := sha256.Sum256(b)
+	return hex.EncodeToString(d[:])
+}
+
+// reserve claims the client's Idempotency-Key for job. It returns the job
+// created earlier under that key, if any, to be answered again; or the
+// reservation now held, to be released if the job cannot be created.
+func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *mms.Job) (
+	*mms.Job, *jobstore.Reservation, error) {
+	r := jobstore.Reservation{Fingerprint: fingerprint(job), JobID: job.ID, At: time.Now().UTC()}
+	var expect *jobstore.Reservation
+	for range 3 {
+		prev, err := s.deps.Store.Reserve(ctx, keyScope(c), key, r, expect, s.cfg.IdempotencyTTL)
+		if err != nil {
+			reqLog(c, s.deps.Log).Warn().Err(err).Msg("idempotency key not reserved")
+			return nil, nil, errUnavailable()
+		}
+		if prev == nil {
+			return nil, &r, nil
+		}
+		if prev.JobID == "" {
+			expect = nil // it vanished: try a plain reservation again
+			continue
+		}
+		if prev.Fingerprint != r.Fingerprint {
+			return nil, nil, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+				Message: "this Idempotency-Key was used with a different request"}
+		}
+
+		earlier, err := s.deps.Store.Get(ctx, prev.JobID)
+		switch {
+		case err == nil:
+			return earlier, nil, nil
+		case !errors.Is(err, mms.ErrNotFound):
+			return nil, nil, errUnavailable()
+		case time.Since(prev.At) < staleAfter:
+			return nil, nil, &Error{Status: http.StatusConflict, Code: "idempotency_key_in_progress",
+				Message: "a request with this Idempotency-Key is under way", RetryAfter: 1}
+		}
+		expect = prev // a request that failed long ago: take its key over
+	}
+	return nil, nil, errUnavailable()
+}
