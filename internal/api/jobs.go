@@ -167,11 +167,10 @@ func (s *server) undo(c echo.Context, id, idemKey string, held *jobstore.Reserva
 }
 
 func (s *server) getJob(c echo.Context) error {
-	id := strings.ToLower(c.Param("id"))
-	if !mms.ValidJobID(id) {
-		return newError(http.StatusNotFound, "not_found", "no job with that ID")
+	id, err := jobParam(c)
+	if err != nil {
+		return err
 	}
-	c.Set(ctxJobID, id)
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()

@@ -43,11 +43,18 @@ type Config struct {
 	Ops *OpsConfig
 }
 
+// Tasks changes queued tasks; *asynq.Inspector is one.
+type Tasks interface {
+	DeleteTask(queue, id string) error
+	RunTask(queue, id string) error
+}
+
 // Deps are the parts the API talks to.
 type Deps struct {
 	Redis redis.UniversalClient
 	Store *jobstore.Store
 	Queue Enqueuer
+	Tasks Tasks
 	Log   zerolog.Logger
 }
 
@@ -95,6 +102,8 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	// an Echo group with middleware answers 404 where 405 is right.
 	e.POST("/api/mms/send", s.send, mw...)
 	get("/api/mms/jobs/:id", s.getJob, mw...)
+	e.DELETE("/api/mms/jobs/:id", s.cancelJob, mw...)
+	e.POST("/api/mms/jobs/:id/retry", s.retryJob, mw...)
 
 	if cfg.Ops != nil {
 		mountOps(e, *cfg.Ops, log)

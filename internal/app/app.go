@@ -59,7 +59,13 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),
 			ReadWrite: cfg.OpsReadWrite, Redis: redisconn.ConnOpt{Opt: opt}}
 	}
-	e := api.New(acfg, api.Deps{Redis: rdb, Store: jobstore.New(rdb, cfg.JobRetention), Queue: queue, Log: log})
+	e := api.New(acfg, api.Deps{
+		Redis: rdb,
+		Store: jobstore.New(rdb, cfg.JobRetention),
+		Queue: queue,
+		Tasks: asynq.NewInspectorFromRedisClient(rdb),
+		Log:   log,
+	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {

@@ -676,3 +676,69 @@ func TestIdempotencyKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, info.Size)
 }
+
+func TestCancelJob(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+	id := s.send(t, goodBody)
+
+	r := s.do(t, http.MethodDelete, "/api/mms/jobs/"+id, "", "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, "canceled", r.body["status"])
+	_, err := s.inspector(t).GetTaskInfo(mms.PriorityNormal.Queue(), id)
+	require.ErrorIs(t, err, asynq.ErrTaskNotFound, "its task is gone")
+
+	r = s.do(t, http.MethodDelete, "/api/mms/jobs/"+id, "", "")
+	require.Equal(t, http.StatusConflict, r.status, "canceled once is enough")
+	require.Equal(t, "not_cancelable", r.body["error"].(map[string]any)["code"])
+
+	r = s.do(t, http.MethodDelete, "/api/mms/jobs/"+mms.NewJobID(), "", "")
+	require.Equal(t, http.StatusNotFound, r.status)
+	r = s.do(t, http.MethodPost, "/api/mms/jobs/"+id+"/retry", "", "")
+	require.Equal(t, http.StatusConflict, r.status, "a canceled job is not retried")
+}
+
+func TestCancelRefusesSentJob(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	id := s.send(t, goodBody)
+	s.waitFor(t, id, mms.StatusSent)
+
+	r := s.do(t, http.MethodDelete, "/api/mms/jobs/"+id, "", "")
+	require.Equal(t, http.StatusConflict, r.status)
+	require.Contains(t, r.body["error"].(map[string]any)["message"], "sent")
+	r = s.do(t, http.MethodPost, "/api/mms/jobs/"+id+"/retry", "", "")
+	require.Equal(t, http.StatusConflict, r.status, "a sent job is never sent again")
+	require.Equal(t, "not_retryable", r.body["error"].(map[string]any)["code"])
+	require.Equal(t, 1, s.sim.Posts())
+}
+
+func TestRetryFailedJob(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	s.sim.Inject(sinchsim.Fault{Status: 403, Code: "unknown_campaign"}, sinchsim.Fault{Status: 400})
+
+	// Retried from the archive, where asynq keeps the failed task.
+	id := s.send(t, goodBody)
+	s.waitFor(t, id, mms.StatusFailed)
+	require.Eventually(t, func() bool {
+		info, err := s.inspector(t).GetTaskInfo(mms.PriorityNormal.Queue(), id)
+		return err == nil && info.State == asynq.TaskStateArchived
+	}, 5*time.Second, 20*time.Millisecond)
+	r := s.do(t, http.MethodPost, "/api/mms/jobs/"+id+"/retry", "", "")
+	require.Equal(t, http.StatusAccepted, r.status)
+	require.Equal(t, id, r.body["job_id"])
+	require.EqualValues(t, 0, r.body["attempts"], "a fresh budget")
+	s.waitFor(t, id, mms.StatusFailed) // the second fault
+
+	// Retried after asynq forgot the task: a new one, same job ID.
+	require.Eventually(t, func() bool {
+		return s.inspector(t).DeleteTask(mms.PriorityNormal.Queue(), id) == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	r = s.do(t, http.MethodPost, "/api/mms/jobs/"+id+"/retry", "", "")
+	require.Equal(t, http.StatusAccepted, r.status)
+	job := s.waitFor(t, id, mms.StatusSent)
+	require.EqualValues(t, 1, job["attempts"])
+	require.Equal(t, 3, s.sim.Posts())
+	require.Equal(t, 1, s.sim.CountByClientReference(id))
+}

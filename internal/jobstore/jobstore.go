@@ -248,3 +248,35 @@ func rankTable() string {
 	b.WriteString("}\n")
 	return b.String()
 }
+
+// ErrConflict is returned when a job's status does not allow the change
+// asked for.
+var ErrConflict = errors.New("status does not allow this")
+
+// Cancel cancels a job that has not reached Sinch and is not being sent. It
+// returns mms.ErrNotFound, or ErrConflict with the job's status.
+func (s *Store) Cancel(ctx context.Context, id string) error {
+	return s.operatorMove(ctx, cancelScript, "cancel job", id)
+}
+
+// Redrive puts a failed job that Sinch holds no batch of back to queued,
+// with a fresh attempt budget. The caller enqueues its task again. A job
+// whose last attempt may have reached Sinch keeps that doubt on record, so
+// the next attempt looks the batch up before it sends.
+func (s *Store) Redrive(ctx context.Context, id string) error {
+	return s.operatorMove(ctx, redriveScript, "redrive job", id)
+}
+
+func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id string) error {
+	res, err := script.Run(ctx, s.rdb, []string{key(id)}, ms(s.now()), s.ttl.Milliseconds()).StringSlice()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	switch res[0] {
+	case "missing":
+		return mms.ErrNotFound
+	case "refused":
+		return fmt.Errorf("%w: job is %s", ErrConflict, res[1])
+	}
+	return nil
+}

@@ -63,3 +63,38 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
+
+// cancelScript cancels a job that Sinch cannot hold yet: waiting, or
+// retrying after an attempt whose outcome is known. A job being sent, or
+// one whose last attempt may have reached Sinch, is left alone.
+// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
+// Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
+var cancelScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return {'missing'} end
+local amb = redis.call('HGET', KEYS[1], 'amb')
+if not (st == 'queued' or st == 'scheduled' or (st == 'retrying' and amb ~= '1')) then
+  return {'refused', st}
+end
+redis.call('HSET', KEYS[1], 'st', 'canceled', 'u', ARGV[1])
+redis.call('HDEL', KEYS[1], 'nxt')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {'ok', st}
+`)
+
+// redriveScript gives a failed job a fresh budget: the one move back that
+// is allowed, and only for a job Sinch holds no batch of. A queued job is
+// accepted too, so that a redrive whose enqueue failed can be repeated.
+// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
+// Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
+var redriveScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return {'missing'} end
+if (st ~= 'failed' and st ~= 'queued') or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
+  return {'refused', st}
+end
+redis.call('HSET', KEYS[1], 'st', 'queued', 'att', 0, 'u', ARGV[1])
+redis.call('HDEL', KEYS[1], 'nxt')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {'ok', st}
+`)

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+
+	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/task"
+)
+
+// jobParam reads the job ID from the path; a malformed one is simply not
+// found.
+func jobParam(c echo.Context) (string, error) {
+	id := strings.ToLower(c.Param("id"))
+	if !mms.ValidJobID(id) {
+		return "", newError(http.StatusNotFound, "not_found", "no job with that ID")
+	}
+	c.Set(ctxJobID, id)
+	return id, nil
+}
+
+// cancelJob cancels a job that has not reached Sinch: DELETE
+// /api/mms/jobs/{id}. A job being sent, or one that may have reached Sinch,
+// cannot be canceled here.
+func (s *server) cancelJob(c echo.Context) error {
+	id, err := jobParam(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+	defer cancel()
+
+	if err := s.deps.Store.Cancel(ctx, id); err != nil {
+		return s.operatorError(c, err, "not_cancelable", "the job cannot be canceled: ")
+	}
+	j, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return s.operatorError(c, err, "", "")
+	}
+	// The worker skips a canceled job anyway; removing its task keeps the
+	// queues honest. A task under way cannot be removed, and need not be.
+	if err := s.deps.Tasks.DeleteTask(j.Priority.Queue(), id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) &&
+		!errors.Is(err, asynq.ErrQueueNotFound) {
+		reqLog(c, s.deps.Log).Debug().Err(err).Msg("task of canceled job not removed")
+	}
+	return c.JSON(http.StatusOK, viewOf(j))
+}
+
+// retryJob re-drives a failed job with a fresh attempt budget: POST
+// /api/mms/jobs/{id}/retry. The job keeps its ID. A job Sinch holds a batch
+// of is never sent again.
+func (s *server) retryJob(c echo.Context) error {
+	id, err := jobParam(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+	defer cancel()
+
+	if err := s.deps.Store.Redrive(ctx, id); err != nil {
+		return s.operatorError(c, err, "not_retryable", "only a failed job that Sinch holds no batch of can be retried: ")
+	}
+	j, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return s.operatorError(c, err, "", "")
+	}
+
+	// The archived task, if asynq still keeps it, runs again; otherwise a
+	// new one is enqueued under the same ID.
+	err = s.deps.Tasks.RunTask(j.Priority.Queue(), id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		var t *asynq.Task
+		if t, err = task.NewSend(id, j.Priority); err == nil {
+			_, err = s.deps.Queue.EnqueueContext(ctx, t)
+		}
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			err = nil // a task exists: nothing to add
+		}
+	}
+	if err != nil {
+		reqLog(c, s.deps.Log).Warn().Err(err).Msg("retried job not enqueued")
+		e := errUnavailable()
+		e.Message = "the job is queued again but its task could not be enqueued; retry the call"
+		return e
+	}
+	return c.JSON(http.StatusAccepted, viewOf(j))
+}
+
+func (s *server) operatorError(c echo.Context, err error, code, prefix string) error {
+	switch {
+	case errors.Is(err, mms.ErrNotFound):
+		return newError(http.StatusNotFound, "not_found", "no job with that ID")
+	case errors.Is(err, jobstore.ErrConflict) && code != "":
+		return newError(http.StatusConflict, code, prefix+strings.TrimPrefix(err.Error(), jobstore.ErrConflict.Error()+": "))
+	}
+	reqLog(c, s.deps.Log).Warn().Err(err).Msg("job store unavailable")
+	return errUnavailable()
+}
