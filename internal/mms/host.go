@@ -17,6 +17,7 @@ var hostLabel = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
 var privateTLDs = map[string]bool{
 	"localhost": true, "local": true, "internal": true, "lan": true, "home": true, "test": true,
 	"invalid": true, "localdomain": true, "corp": true, "intranet": true,
+	"arpa": true, "onion": true, "alt": true, "example": true,
 }
 
 // publicHost checks that Sinch, fetching the media from the Internet, could
@@ -68,10 +69,15 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
 	netip.MustParsePrefix("198.51.100.0/24"),
 	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("240.0.0.0/4"), // reserved, and broadcast
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("100::/64"), // discard
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and broadcast
+	netip.MustParsePrefix("192.88.99.0/24"), // former 6to4 relays
+	netip.MustParsePrefix("2001::/23"),      // protocol assignments: Teredo, benchmarking, ORCHID
+	netip.MustParsePrefix("2001:db8::/32"),  // documentation
+	netip.MustParsePrefix("3fff::/20"),      // documentation
 }
+
+// globalV6 is the only IPv6 range handed out for public unicast.
+var globalV6 = netip.MustParsePrefix("2000::/3")
 
 // embeddedV4 lists IPv6 ranges that carry an IPv4 address in their last or
 // second 32 bits; the address inside decides.
@@ -88,7 +94,7 @@ var embeddedV4 = []struct {
 func PublicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	if ip.Is6() {
-		if ip.Zone() != "" || netip.MustParsePrefix("2001::/32").Contains(ip) { // Teredo
+		if ip.Zone() != "" {
 			return false
 		}
 		for _, e := range embeddedV4 {
@@ -96,6 +102,11 @@ func PublicAddr(ip netip.Addr) bool {
 				b := ip.As16()
 				return PublicAddr(netip.AddrFrom4([4]byte(b[e.offset : e.offset+4])))
 			}
+		}
+		// Everything outside 2000::/3 is special or unassigned, including
+		// the old IPv4-compatible and IPv4-translated forms.
+		if !globalV6.Contains(ip) {
+			return false
 		}
 	}
 	if !ip.IsGlobalUnicast() || ip.IsPrivate() {

@@ -82,9 +82,15 @@ func (r *Recipients) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && b[0] == '[' {
-		var many []string
-		if err := json.Unmarshal(b, &many); err != nil {
-			return &json.UnmarshalTypeError{Value: "array element", Type: reflectString}
+		var raw []json.RawMessage
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return err
+		}
+		many := make([]string, len(raw))
+		for i, el := range raw {
+			if el = bytes.TrimSpace(el); len(el) == 0 || el[0] != '"' || json.Unmarshal(el, &many[i]) != nil {
+				return fieldError("to["+strconv.Itoa(i)+"]", "must be a string, not "+jsonKind(el))
+			}
 		}
 		*r = many
 		return nil
@@ -209,12 +215,15 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 		{"reference", r.Reference, ""},
 	} {
 		if hasControl(f.value, f.allowed) {
-			verr.add(f.name, "must not contain control characters")
+			verr.add(f.name, "must not contain control characters or invalid escapes")
 		}
 	}
 
-	from := strings.TrimSpace(r.From)
-	if from == "" {
+	from := strings.Trim(r.From, " ")
+	if from == "" && r.From != "" {
+		verr.add("from", "is blank; leave it out to use the default sender")
+	}
+	if r.From == "" {
 		from = rules.DefaultFrom
 	}
 	if from != "" {
@@ -273,7 +282,7 @@ func normalizeRecipients(to Recipients, region string, verr *ValidationError) []
 // dashes, dots, brackets, a leading + or 00) and returns it in E.164.
 // Numbers without a country code are read in the given region.
 func NormalizeNumber(raw, region string) (string, error) {
-	s := strings.TrimSpace(raw)
+	s := strings.Trim(raw, " ")
 	if s == "" {
 		return "", fmt.Errorf("is empty")
 	}
@@ -496,9 +505,11 @@ func checkParameters(params map[string]map[string]string, text string, to []stri
 }
 
 // hasControl reports whether s holds a control character other than those
-// in allowed.
+// in allowed, or U+FFFD, which is what JSON decoding leaves of an invalid
+// escape such as a lone surrogate.
 func hasControl(s, allowed string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool {
-		return (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)) && !strings.ContainsRune(allowed, r)
+		return (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError) &&
+			!strings.ContainsRune(allowed, r)
 	})
 }
