@@ -49,13 +49,18 @@ func keyScope(c echo.Context) string {
 
 // fingerprint identifies what a request asks for, after normalisation, so
 // that the same request written differently (whitespace, number format)
-// counts as the same.
-func fingerprint(j *mms.Job) string {
+// counts as the same. An expiry the request did not set is left out: its
+// default moves with the clock.
+func fingerprint(j *mms.Job, expirySet bool) string {
+	m := j.Message
+	if !expirySet {
+		m.ExpireAt = time.Time{}
+	}
 	b, _ := json.Marshal(struct {
 		M mms.Message
 		P mms.Priority
 		R string
-	}{j.Message, j.Priority, j.Reference})
+	}{m, j.Priority, j.Reference})
 	d := sha256.Sum256(b)
 	return hex.EncodeToString(d[:])
 }
@@ -63,9 +68,9 @@ func fingerprint(j *mms.Job) string {
 // reserve claims the client's Idempotency-Key for job. It returns the job
 // created earlier under that key, if any, to be answered again; or the
 // reservation now held, to be released if the job cannot be created.
-func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *mms.Job) (
+func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *mms.Job, expirySet bool) (
 	*mms.Job, *jobstore.Reservation, error) {
-	r := jobstore.Reservation{Fingerprint: fingerprint(job), JobID: job.ID, At: time.Now().UTC()}
+	r := jobstore.Reservation{Fingerprint: fingerprint(job, expirySet), JobID: job.ID, At: time.Now().UTC()}
 	var expect *jobstore.Reservation
 	for range 3 {
 		prev, err := s.deps.Store.Reserve(ctx, keyScope(c), key, r, expect, s.cfg.IdempotencyTTL)

@@ -35,6 +35,7 @@ type jobView struct {
 	NextAttemptAt *time.Time    `json:"next_attempt_at"`
 	LastError     *mms.JobError `json:"last_error"`
 	SinchBatchID  *string       `json:"sinch_batch_id"`
+	ExpireAt      time.Time     `json:"expire_at"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
 }
@@ -49,6 +50,7 @@ func viewOf(j *mms.Job) jobView {
 		Attempts:    j.Attempts,
 		MaxAttempts: j.MaxAttempts,
 		LastError:   j.LastError,
+		ExpireAt:    j.Message.ExpireAt,
 		CreatedAt:   j.CreatedAt,
 		UpdatedAt:   j.UpdatedAt,
 	}
@@ -107,7 +109,7 @@ func (s *server) send(c echo.Context) error {
 
 	var held *jobstore.Reservation
 	if idemKey != "" {
-		earlier, r, err := s.reserve(ctx, c, idemKey, job)
+		earlier, r, err := s.reserve(ctx, c, idemKey, job, req.ExpireAt != "")
 		if err != nil {
 			return err
 		}

@@ -45,8 +45,13 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		keys[i] = k.Value()
 	}
 	acfg := api.Config{
-		APIKeys:      keys,
-		Rules:        mms.Rules{DefaultFrom: cfg.DefaultFrom, DefaultRegion: cfg.DefaultRegion},
+		APIKeys: keys,
+		Rules: mms.Rules{
+			DefaultFrom:   cfg.DefaultFrom,
+			DefaultRegion: cfg.DefaultRegion,
+			DefaultExpiry: cfg.DefaultExpiry,
+			MaxExpiry:     cfg.MaxExpiry,
+		},
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		RateLimit:    cfg.RateLimit,
 		RateBurst:    cfg.RateBurst,

@@ -84,6 +84,11 @@ type API struct {
 	OpsReadWrite bool `envconfig:"OPS_READ_WRITE" default:"false"`
 	// ShutdownTimeout bounds how long in-flight requests may take at exit.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// DefaultExpiry is how long after acceptance a job may still be sent
+	// when the request sets no expire_at; MaxExpiry caps what it may set.
+	// Neither may exceed Sinch's three days.
+	DefaultExpiry time.Duration `envconfig:"DEFAULT_EXPIRY" default:"72h"`
+	MaxExpiry     time.Duration `envconfig:"MAX_EXPIRY" default:"72h"`
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration `envconfig:"IDEMPOTENCY_TTL" default:"24h"`
 }
@@ -206,6 +211,12 @@ func (c API) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("SHUTDOWN_TIMEOUT: must be positive")
+	}
+	if c.MaxExpiry < time.Hour || c.MaxExpiry > 72*time.Hour {
+		return errors.New("MAX_EXPIRY: must be between 1h and 72h (Sinch keeps a batch at most three days)")
+	}
+	if c.DefaultExpiry < time.Hour || c.DefaultExpiry > c.MaxExpiry {
+		return errors.New("DEFAULT_EXPIRY: must be at least 1h and at most MAX_EXPIRY")
 	}
 	if c.IdempotencyTTL < 24*time.Hour || c.IdempotencyTTL > c.JobRetention {
 		return errors.New("IDEMPOTENCY_TTL: must be at least 24h and at most JOB_RETENTION")

@@ -37,6 +37,7 @@ const (
 	fCreated   = "c"
 	fUpdated   = "u"
 	fAmbiguous = "amb"
+	fExpire    = "exp"
 )
 
 // Store reads and writes job records.
@@ -74,6 +75,9 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 	}
 	if j.Reference != "" {
 		args = append(args, fReference, j.Reference)
+	}
+	if !j.Message.ExpireAt.IsZero() {
+		args = append(args, fExpire, ms(j.Message.ExpireAt))
 	}
 	created, err := createScript.Run(ctx, s.rdb, []string{key(j.ID)}, args...).Int()
 	if err != nil {
@@ -122,6 +126,10 @@ type Attempt struct {
 // Sinch accepted it already, or it ended otherwise.
 var ErrDone = errors.New("job needs no attempt")
 
+// ErrExpired is returned by Begin for a job whose expire_at has passed
+// before Sinch got it; Begin has marked it expired.
+var ErrExpired = errors.New("job expired unsent")
+
 // Begin claims a job for one attempt: the status becomes sending and the
 // attempt is counted. It returns mms.ErrNotFound for a job that does not
 // exist and ErrDone for one that must not be sent.
@@ -135,6 +143,8 @@ func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
 		return nil, mms.ErrNotFound
 	case "done":
 		return nil, fmt.Errorf("%w: status %s", ErrDone, res[1])
+	case "expired":
+		return nil, ErrExpired
 	}
 
 	h := make(map[string]string, len(res)/2)

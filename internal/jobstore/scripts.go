@@ -31,6 +31,15 @@ var beginScript = redis.NewScript(rankTable() + canMove + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 if not can_move(st, 'sending') then return {'done', st} end
+-- Past its expiry a job is not sent, unless an earlier attempt may have
+-- reached Sinch: then the attempt must look first, and decides.
+local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')
+if exp and tonumber(ARGV[1]) >= exp and st ~= 'sending' and redis.call('HGET', KEYS[1], 'amb') ~= '1' then
+  redis.call('HSET', KEYS[1], 'st', 'expired', 'u', ARGV[1])
+  redis.call('HDEL', KEYS[1], 'nxt')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'expired'}
+end
 redis.call('HSET', KEYS[1], 'st', 'sending', 'u', ARGV[1])
 redis.call('HDEL', KEYS[1], 'nxt')
 redis.call('HINCRBY', KEYS[1], 'att', 1)

@@ -49,6 +49,9 @@ type Message struct {
 	Text       string                       `json:"message,omitempty"`
 	Subject    string                       `json:"subject,omitempty"`
 	Parameters map[string]map[string]string `json:"parameters,omitempty"`
+	// ExpireAt is when Sinch, and we, stop trying: a job still unsent then
+	// ends expired.
+	ExpireAt time.Time `json:"expire_at"`
 }
 
 // Job is our record of one message: what was asked and where it stands.

@@ -2,6 +2,7 @@ package mms
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -179,13 +181,24 @@ type SendRequest struct {
 	Parameters Parameters `json:"parameters"`
 	Reference  string     `json:"reference"`
 	Priority   Priority   `json:"priority"`
+	ExpireAt   string     `json:"expire_at"`
 }
 
 // Rules are the settings validation depends on.
 type Rules struct {
 	DefaultFrom   string // sender used when the request names none
 	DefaultRegion string // region for numbers without a country code
+	// DefaultExpiry and MaxExpiry bound how long after acceptance a job may
+	// still be sent; zero means SinchMaxExpiry.
+	DefaultExpiry time.Duration
+	MaxExpiry     time.Duration
+	// Now tells the time; nil means time.Now.
+	Now func() time.Time
 }
+
+// SinchMaxExpiry is the longest Sinch keeps trying a batch: its expire_at
+// defaults to, and may not exceed, three days after sending.
+const SinchMaxExpiry = 72 * time.Hour
 
 // Validate checks r and returns the normalised message and priority. Every
 // problem found is reported, not only the first.
@@ -243,7 +256,33 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 	if !prio.Valid() {
 		verr.add("priority", "must be one of high, normal, bulk")
 	}
+	msg.ExpireAt = expiry(r.ExpireAt, rules, &verr)
 	return msg, prio, verr.err()
+}
+
+// expiry reads expire_at, an RFC 3339 time with an offset, or applies the
+// default. The result is in UTC, to the millisecond.
+func expiry(s string, rules Rules, verr *ValidationError) time.Time {
+	now := time.Now()
+	if rules.Now != nil {
+		now = rules.Now()
+	}
+	maxExp := cmp.Or(rules.MaxExpiry, SinchMaxExpiry)
+	if s == "" {
+		return now.Add(cmp.Or(rules.DefaultExpiry, maxExp)).UTC().Truncate(time.Millisecond)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		verr.add("expire_at", "must be an RFC 3339 time with an offset, e.g. 2026-12-05T18:00:00+01:00")
+		return time.Time{}
+	}
+	switch {
+	case !t.After(now.Add(time.Minute)):
+		verr.add("expire_at", "must be at least a minute in the future")
+	case t.After(now.Add(maxExp)):
+		verr.add("expire_at", "must be at most %s from now", maxExp)
+	}
+	return t.UTC().Truncate(time.Millisecond)
 }
 
 func normalizeRecipients(to Recipients, region string, verr *ValidationError) []string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -289,4 +290,38 @@ func TestDecodeStrict(t *testing.T) {
 	body := `{"to":"+12025550123","media_url":"https://x.io/a.png"}`
 	require.NoError(t, mms.DecodeStrict(strings.NewReader(body), &req))
 	require.Equal(t, mms.Recipients{"+12025550123"}, req.To)
+}
+
+func TestValidateExpiry(t *testing.T) {
+	t.Parallel()
+
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	r := mms.Rules{DefaultRegion: "US", DefaultExpiry: 24 * time.Hour, MaxExpiry: 48 * time.Hour,
+		Now: func() time.Time { return now }}
+
+	msg, _, err := valid().Validate(r)
+	require.NoError(t, err)
+	require.Equal(t, now.Add(24*time.Hour), msg.ExpireAt, "the default applies")
+
+	req := valid()
+	req.ExpireAt = "2026-12-05T18:30:00+01:00"
+	msg, _, err = req.Validate(r)
+	require.NoError(t, err)
+	require.Equal(t, time.Date(2026, 12, 5, 17, 30, 0, 0, time.UTC), msg.ExpireAt)
+
+	for value, text := range map[string]string{
+		"2026-12-05T18:30:00":       "with an offset",
+		"tomorrow":                  "with an offset",
+		"2026-12-04T12:00:30Z":      "at least a minute",
+		"2026-12-01T12:00:00Z":      "at least a minute",
+		"2026-12-06T12:00:01Z":      "at most 48h",
+		"2026-12-05T12:00:00+25:00": "with an offset",
+	} {
+		req.ExpireAt = value
+		_, _, err := req.Validate(r)
+		var verr *mms.ValidationError
+		require.ErrorAs(t, err, &verr, value)
+		require.Equal(t, "expire_at", verr.Fields[0].Field, value)
+		require.Contains(t, verr.Fields[0].Message, text, value)
+	}
 }

@@ -75,6 +75,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case errors.Is(err, jobstore.ErrDone):
 		h.log.Info().Str("job_id", p.JobID).Err(err).Msg("send task skipped")
 		return nil
+	case errors.Is(err, jobstore.ErrExpired):
+		h.log.Warn().Str("job_id", p.JobID).Msg("mms expired before it could be sent")
+		return nil
 	case err != nil:
 		return fmt.Errorf("job %s: %w", p.JobID, err)
 	}
@@ -95,6 +98,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		if batch != nil {
 			return h.sent(log, job, batch.ID, "adopted")
+		}
+		if exp := job.Message.ExpireAt; !exp.IsZero() && !h.now().Before(exp) {
+			return h.expired(log, job)
 		}
 		if job.Attempts > job.MaxAttempts {
 			return h.exhausted(log, job, &mms.JobError{Code: "retries_exhausted",
@@ -134,7 +140,15 @@ func batchFor(j *mms.Job) sinch.MediaBatch {
 		},
 		Parameters:      j.Message.Parameters,
 		ClientReference: j.ID,
+		ExpireAt:        expireAt(j.Message.ExpireAt),
 	}
+}
+
+func expireAt(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // record writes an outcome on a context of its own; see Config.WriteTimeout.
@@ -234,6 +248,16 @@ func (h *Handler) wait(log zerolog.Logger, job *mms.Job, err error, jerr *mms.Jo
 		log.Warn().Time("next_attempt_at", next).Msg(msg)
 	}
 	return &retryError{delay: delay, counted: false, err: err}
+}
+
+// expired ends a job that Sinch holds no batch of and whose time is up.
+func (h *Handler) expired(log zerolog.Logger, job *mms.Job) error {
+	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusExpired}); err != nil {
+		log.Error().Err(err).Msg("could not store an expiry")
+		return err
+	}
+	log.Warn().Msg("mms expired before it could be sent")
+	return nil
 }
 
 func (h *Handler) exhausted(log zerolog.Logger, job *mms.Job, jerr *mms.JobError) error {
