@@ -64,7 +64,8 @@ func (s *server) retryJob(c echo.Context) error {
 	defer cancel()
 
 	if err := s.deps.Store.Redrive(ctx, id); err != nil {
-		return s.operatorError(c, err, "not_retryable", "only a failed job that Sinch holds no batch of can be retried: ")
+		return s.operatorError(c, err, "not_retryable",
+			"only a failed job that Sinch holds no batch of can be retried: ")
 	}
 	j, err := s.deps.Store.Get(ctx, id)
 	if err != nil {
@@ -97,7 +98,8 @@ func (s *server) operatorError(c echo.Context, err error, code, prefix string) e
 	case errors.Is(err, mms.ErrNotFound):
 		return newError(http.StatusNotFound, "not_found", "no job with that ID")
 	case errors.Is(err, jobstore.ErrConflict) && code != "":
-		return newError(http.StatusConflict, code, prefix+strings.TrimPrefix(err.Error(), jobstore.ErrConflict.Error()+": "))
+		detail := strings.TrimPrefix(err.Error(), jobstore.ErrConflict.Error()+": ")
+		return newError(http.StatusConflict, code, prefix+detail)
 	}
 	reqLog(c, s.deps.Log).Warn().Err(err).Msg("job store unavailable")
 	return errUnavailable()
