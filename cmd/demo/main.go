@@ -95,6 +95,7 @@ func run(verbose bool, timeout time.Duration) error {
 		SinchTimeout: 5 * time.Second, Concurrency: 4,
 		RetryBaseDelay: 200 * time.Millisecond, RetryMaxDelay: 2 * time.Second,
 		AuthRetryDelay: time.Second, ShutdownTimeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
+		CircuitThreshold: 10, CircuitProbeInterval: 5 * time.Second,
 	}
 	if err := workerCfg.Validate(); err != nil {
 		return fmt.Errorf("demo settings: %w", err)

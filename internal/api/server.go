@@ -18,6 +18,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/worker"
 )
 
 // Enqueuer puts tasks on the queue; *asynq.Client is one.
@@ -124,5 +125,11 @@ func (s *server) readyz(c echo.Context) error {
 			"status": "unavailable", "checks": map[string]string{"redis": "unreachable"},
 		})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"redis": "ok"}})
+
+	// The API can take jobs while a worker holds sending; say so anyway.
+	checks := map[string]string{"redis": "ok", "sinch": "ok"}
+	if since, err := s.deps.Redis.Get(ctx, worker.CircuitKey).Int64(); err == nil {
+		checks["sinch"] = "paused since " + time.UnixMilli(since).UTC().Format(time.RFC3339)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }

@@ -128,11 +128,17 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		return err
 	}
 
+	circuit := worker.NewCircuit(cfg.CircuitThreshold, cfg.CircuitProbeInterval, client.Probe, rdb, log)
+	cctx, stopCircuit := context.WithCancel(ctx)
+	defer stopCircuit()
+	go circuit.Run(cctx)
+
 	backoff := worker.Backoff{Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay}
 	h := worker.NewHandler(jobstore.New(rdb, cfg.JobRetention), client, worker.Config{
 		Backoff:        backoff,
 		AuthRetryDelay: cfg.AuthRetryDelay,
 		WriteTimeout:   cfg.RedisTimeout,
+		Circuit:        circuit,
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,

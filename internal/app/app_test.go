@@ -22,6 +22,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/redistest"
 	"github.com/mmsgate/mmsgate/internal/sinchsim"
+	"github.com/mmsgate/mmsgate/internal/worker"
 )
 
 const (
@@ -115,6 +116,9 @@ func setup(t *testing.T, o options) *stack {
 		AuthRetryDelay:  100 * time.Millisecond,
 		ShutdownTimeout: 3 * time.Second,
 		PollInterval:    100 * time.Millisecond,
+
+		CircuitThreshold:     50,
+		CircuitProbeInterval: 200 * time.Millisecond,
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -448,6 +452,13 @@ func TestAuthentication(t *testing.T) {
 	r = s.do(t, http.MethodGet, "/readyz", "", "", "X-API-Key", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"))
+	require.Equal(t, "ok", r.body["checks"].(map[string]any)["sinch"])
+
+	// A worker that paused sending says so, and /readyz passes it on.
+	require.NoError(t, s.rdb.Set(context.Background(), worker.CircuitKey, time.Now().UnixMilli(), time.Minute).Err())
+	r = s.do(t, http.MethodGet, "/readyz", "", "", "X-API-Key", "")
+	require.Equal(t, http.StatusOK, r.status, "the API still takes jobs")
+	require.Contains(t, r.body["checks"].(map[string]any)["sinch"], "paused since")
 
 	r = s.do(t, http.MethodHead, "/healthz", "", "", "X-API-Key", "")
 	require.Equal(t, http.StatusOK, r.status, "HEAD works where GET does")
@@ -602,6 +613,7 @@ func TestWorkerRefusesWrongSinchSettings(t *testing.T) {
 		SinchBaseURL: sim.URL, SinchPlanID: "plan-1", SinchToken: "wrong-token", SinchTimeout: time.Second,
 		Concurrency: 1, RetryBaseDelay: time.Second, RetryMaxDelay: time.Second, AuthRetryDelay: time.Second,
 		ShutdownTimeout: 2 * time.Second, PollInterval: time.Second,
+		CircuitThreshold: 5, CircuitProbeInterval: time.Second,
 	}
 	err := app.RunWorker(context.Background(), cfg, logging.New("error", io.Discard))
 	require.ErrorContains(t, err, "SINCH_API_TOKEN")

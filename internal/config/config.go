@@ -118,6 +118,11 @@ type Worker struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 	// PollInterval is how often scheduled and retrying tasks are checked.
 	PollInterval time.Duration `envconfig:"WORKER_POLL_INTERVAL" default:"1s"`
+	// CircuitThreshold is how many provider failures in a row (5xx,
+	// timeouts, 401) pause sending; CircuitProbeInterval is how often Sinch
+	// is then probed.
+	CircuitThreshold     int           `envconfig:"CIRCUIT_THRESHOLD" default:"10"`
+	CircuitProbeInterval time.Duration `envconfig:"CIRCUIT_PROBE_INTERVAL" default:"15s"`
 }
 
 // LoadAPI reads the API's settings from the environment.
@@ -270,6 +275,12 @@ func (c Worker) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		return errors.New("WORKER_POLL_INTERVAL: must be positive")
+	}
+	if c.CircuitThreshold < 1 {
+		return errors.New("CIRCUIT_THRESHOLD: must be at least 1")
+	}
+	if c.CircuitProbeInterval < 100*time.Millisecond {
+		return errors.New("CIRCUIT_PROBE_INTERVAL: must be at least 100ms")
 	}
 	return nil
 }

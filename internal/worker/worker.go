@@ -35,7 +35,12 @@ type Config struct {
 	// on a context of its own so that an outcome is recorded even when the
 	// task's context ended (shutdown, timeout) during the Sinch call.
 	WriteTimeout time.Duration
+	// Circuit, if set, holds sending during a provider outage.
+	Circuit *Circuit
 }
+
+// errPaused is the reason a task waits while the circuit is open.
+var errPaused = errors.New("sending paused: sinch is failing")
 
 // Handler sends TypeSend tasks.
 type Handler struct {
@@ -62,6 +67,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		h.log.Error().Err(err).Msg("undecodable send task dropped")
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if h.cfg.Circuit.Open() {
+		// The job is not touched: it keeps its status and its attempts.
+		return &retryError{delay: h.cfg.Circuit.Wait(), counted: false, err: errPaused}
 	}
 
 	a, err := h.store.Begin(ctx, p.JobID)
@@ -167,6 +176,7 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 		log.Error().Err(err).Str("batch_id", batchID).Msg("mms sent but its status could not be stored")
 		return err
 	}
+	h.cfg.Circuit.Success()
 	log.Info().Str("batch_id", batchID).Bool("applied", applied).Str("outcome", how).
 		Msg("mms sent")
 	return nil
@@ -184,6 +194,17 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error, doubt bool
 	class := sinch.Classify(err)
 	log = log.With().Str("class", class.String()).Str("sinch_code", jerr.Code).
 		Int("sinch_status", statusOf(err)).Logger()
+
+	switch class {
+	case sinch.Permanent, sinch.Throttled:
+		h.cfg.Circuit.Success() // Sinch answered: it is up
+	case sinch.Transient, sinch.Unauthorized:
+		if h.cfg.Circuit.Failure() && class == sinch.Transient {
+			// Sinch is down for everyone: not this message's fault.
+			return h.wait(log, job, err, jerr, h.cfg.Circuit.Wait(), doubt || sinch.Ambiguous(err),
+				"sinch failing; sending paused, attempt not counted")
+		}
+	}
 
 	switch class {
 	case sinch.Permanent:
