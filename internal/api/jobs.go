@@ -36,6 +36,7 @@ type jobView struct {
 	LastError     *mms.JobError `json:"last_error"`
 	SinchBatchID  *string       `json:"sinch_batch_id"`
 	ExpireAt      time.Time     `json:"expire_at"`
+	History       []mms.Event   `json:"history"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
 }
@@ -51,6 +52,7 @@ func viewOf(j *mms.Job) jobView {
 		MaxAttempts: j.MaxAttempts,
 		LastError:   j.LastError,
 		ExpireAt:    j.Message.ExpireAt,
+		History:     j.History,
 		CreatedAt:   j.CreatedAt,
 		UpdatedAt:   j.UpdatedAt,
 	}

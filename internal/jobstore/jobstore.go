@@ -38,7 +38,14 @@ const (
 	fUpdated   = "u"
 	fAmbiguous = "amb"
 	fExpire    = "exp"
+	fHistory   = "h"
 )
+
+// maxEvents is how many history entries a job keeps: the first ones of a
+// job that retries long are dropped.
+const maxEvents = 20
+
+var maxEventsLua = strconv.Itoa(maxEvents)
 
 // Store reads and writes job records.
 type Store struct {
@@ -72,6 +79,7 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 		fMax, j.MaxAttempts,
 		fCreated, now,
 		fUpdated, now,
+		fHistory, fmt.Sprintf("%d %s\n", now, j.Status),
 	}
 	if j.Reference != "" {
 		args = append(args, fReference, j.Reference)
@@ -180,7 +188,11 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) 
 	if o.Uncount {
 		delta = -1
 	}
-	args := []any{string(o.Status), s.ttl.Milliseconds(), ms(s.now()), delta}
+	code := ""
+	if o.Err != nil && o.Status != mms.StatusSent {
+		code = o.Err.Code
+	}
+	args := []any{string(o.Status), s.ttl.Milliseconds(), ms(s.now()), delta, code}
 
 	next := ""
 	if !o.NextAttemptAt.IsZero() {
@@ -225,6 +237,7 @@ func decode(id string, h map[string]string) (*mms.Job, error) {
 	j.CreatedAt = fromMS(h[fCreated])
 	j.UpdatedAt = fromMS(h[fUpdated])
 	j.NextAttemptAt = fromMS(h[fNext])
+	j.History = decodeHistory(h[fHistory])
 	if e := h[fError]; e != "" {
 		j.LastError = new(mms.JobError)
 		if err := json.Unmarshal([]byte(e), j.LastError); err != nil {
@@ -289,4 +302,21 @@ func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id s
 		return fmt.Errorf("%w: job is %s", ErrConflict, res[1])
 	}
 	return nil
+}
+
+// decodeHistory reads the history lines: "<ms> <status>[ <code>]".
+func decodeHistory(s string) []mms.Event {
+	var out []mms.Event
+	for line := range strings.Lines(s) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		e := mms.Event{At: fromMS(f[0]), Status: mms.Status(f[1])}
+		if len(f) > 2 {
+			e.Code = f[2]
+		}
+		out = append(out, e)
+	}
+	return out
 }

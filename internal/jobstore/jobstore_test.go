@@ -132,6 +132,7 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	want := *in
 	want.CreatedAt = created.UTC().Truncate(time.Millisecond)
 	want.UpdatedAt = want.CreatedAt
+	want.History = []mms.Event{{At: want.CreatedAt, Status: in.Status}}
 	got, err := b.store.Get(ctx, in.ID)
 	require.NoError(t, err)
 	require.Equal(t, &want, got)
@@ -515,4 +516,50 @@ func TestMemoryPerJob(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("sent single-recipient job: MEMORY USAGE %d bytes, encoding %s", n, enc)
 	require.Less(t, n, int64(4096), "sanity bound, not a budget")
+}
+
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	j := newJob(mms.StatusQueued)
+	require.NoError(t, b.store.Create(ctx, j))
+
+	_, err := b.store.Begin(ctx, j.ID)
+	require.NoError(t, err)
+	_, err = b.store.Finish(ctx, j.ID, Outcome{Status: mms.StatusRetrying,
+		Err: &mms.JobError{Code: "service_unavailable", Message: "x", At: clock}})
+	require.NoError(t, err)
+	_, err = b.store.Begin(ctx, j.ID)
+	require.NoError(t, err)
+	_, err = b.store.Finish(ctx, j.ID, Outcome{Status: mms.StatusFailed,
+		Err: &mms.JobError{Code: "syntax_constraint_violation", Message: "y", At: clock}})
+	require.NoError(t, err)
+
+	got, err := b.store.Get(ctx, j.ID)
+	require.NoError(t, err)
+	var seen []string
+	for _, e := range got.History {
+		seen = append(seen, string(e.Status)+"/"+e.Code)
+	}
+	require.Equal(t, []string{"queued/", "sending/", "retrying/service_unavailable", "sending/",
+		"failed/syntax_constraint_violation"}, seen)
+
+	// A long-retrying job keeps only the latest entries.
+	for range 30 {
+		_, err = b.store.Finish(ctx, j.ID, Outcome{Status: mms.StatusFailed})
+		require.NoError(t, err) // refused: failed is final, and adds nothing
+	}
+	k := newJob(mms.StatusQueued)
+	require.NoError(t, b.store.Create(ctx, k))
+	for range 15 {
+		_, err = b.store.Begin(ctx, k.ID)
+		require.NoError(t, err)
+		_, err = b.store.Finish(ctx, k.ID, Outcome{Status: mms.StatusRetrying})
+		require.NoError(t, err)
+	}
+	got, err = b.store.Get(ctx, k.ID)
+	require.NoError(t, err)
+	require.Len(t, got.History, maxEvents)
+	require.Equal(t, mms.StatusRetrying, got.History[maxEvents-1].Status)
 }

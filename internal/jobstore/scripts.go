@@ -13,6 +13,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
 
+// addEvent appends "<ms> <status>[ <code>]" to the job's history, keeping
+// the last maxEvents lines.
+var addEvent = `
+local function add_event(key, now, status, code)
+  local h = (redis.call('HGET', key, 'h') or '') .. now .. ' ' .. status
+  if code ~= '' then h = h .. ' ' .. code end
+  h = h .. '\n'
+  local n = 0
+  for _ in string.gmatch(h, '\n') do n = n + 1 end
+  while n > ` + maxEventsLua + ` do
+    h = string.sub(h, string.find(h, '\n', 1, true) + 1)
+    n = n - 1
+  end
+  redis.call('HSET', key, 'h', h)
+end
+`
+
 // canMove mirrors mms.Status.CanMove.
 const canMove = `
 local function can_move(from, to)
@@ -27,7 +44,7 @@ end
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
 // Returns {"missing"}, {"done", status}, or {"ok", previous status, field,
 // value, ...}.
-var beginScript = redis.NewScript(rankTable() + canMove + `
+var beginScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 if not can_move(st, 'sending') then return {'done', st} end
@@ -36,11 +53,13 @@ if not can_move(st, 'sending') then return {'done', st} end
 local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')
 if exp and tonumber(ARGV[1]) >= exp and st ~= 'sending' and redis.call('HGET', KEYS[1], 'amb') ~= '1' then
   redis.call('HSET', KEYS[1], 'st', 'expired', 'u', ARGV[1])
+  add_event(KEYS[1], ARGV[1], 'expired', '')
   redis.call('HDEL', KEYS[1], 'nxt')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {'expired'}
 end
 redis.call('HSET', KEYS[1], 'st', 'sending', 'u', ARGV[1])
+add_event(KEYS[1], ARGV[1], 'sending', '')
 redis.call('HDEL', KEYS[1], 'nxt')
 redis.call('HINCRBY', KEYS[1], 'att', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -53,16 +72,18 @@ return out
 // transitionScript moves a job to a new status and sets fields with it,
 // unless that would move it backwards.
 // KEYS[1] job key; ARGV[1] status; ARGV[2] ttl ms; ARGV[3] now ms;
-// ARGV[4] attempts delta; ARGV[5..] field, value pairs (an empty value
-// deletes the field). Returns 1 if applied, 0 if refused, -1 if missing.
-var transitionScript = redis.NewScript(rankTable() + canMove + `
+// ARGV[4] attempts delta; ARGV[5] the code for the history, or ”;
+// ARGV[6..] field, value pairs (an empty value deletes the field).
+// Returns 1 if applied, 0 if refused, -1 if missing.
+var transitionScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return -1 end
 if not can_move(st, ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'st', ARGV[1], 'u', ARGV[3])
+add_event(KEYS[1], ARGV[3], ARGV[1], ARGV[5])
 local d = tonumber(ARGV[4])
 if d ~= 0 then redis.call('HINCRBY', KEYS[1], 'att', d) end
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   if ARGV[i+1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -78,7 +99,7 @@ return 1
 // one whose last attempt may have reached Sinch, is left alone.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
 // Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
-var cancelScript = redis.NewScript(`
+var cancelScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 local amb = redis.call('HGET', KEYS[1], 'amb')
@@ -86,6 +107,7 @@ if not (st == 'queued' or st == 'scheduled' or (st == 'retrying' and amb ~= '1')
   return {'refused', st}
 end
 redis.call('HSET', KEYS[1], 'st', 'canceled', 'u', ARGV[1])
+add_event(KEYS[1], ARGV[1], 'canceled', '')
 redis.call('HDEL', KEYS[1], 'nxt')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {'ok', st}
@@ -96,13 +118,14 @@ return {'ok', st}
 // accepted too, so that a redrive whose enqueue failed can be repeated.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
 // Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
-var redriveScript = redis.NewScript(`
+var redriveScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 if (st ~= 'failed' and st ~= 'queued') or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
   return {'refused', st}
 end
 redis.call('HSET', KEYS[1], 'st', 'queued', 'att', 0, 'u', ARGV[1])
+add_event(KEYS[1], ARGV[1], 'queued', 'retried')
 redis.call('HDEL', KEYS[1], 'nxt')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {'ok', st}

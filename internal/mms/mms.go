@@ -68,6 +68,16 @@ type Job struct {
 	SinchBatchID  string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// History lists the job's status changes, oldest first, the most
+	// recent ones only.
+	History []Event
+}
+
+// Event is one status change of a job, with the reason code of a failure.
+type Event struct {
+	At     time.Time `json:"at"`
+	Status Status    `json:"status"`
+	Code   string    `json:"code,omitempty"`
 }
 
 // JobError is the last thing that went wrong with a job.
