@@ -23,6 +23,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/redisconn"
 	"github.com/mmsgate/mmsgate/internal/sinch"
@@ -128,7 +129,17 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		return err
 	}
 
+	m := metrics.NewWorker()
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(cfg.MetricsAddr, m.Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	circuit := worker.NewCircuit(cfg.CircuitThreshold, cfg.CircuitProbeInterval, client.Probe, rdb, log)
+	circuit.OnChange = m.CircuitOpen
 	cctx, stopCircuit := context.WithCancel(ctx)
 	defer stopCircuit()
 	go circuit.Run(cctx)
@@ -139,6 +150,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		AuthRetryDelay: cfg.AuthRetryDelay,
 		WriteTimeout:   cfg.RedisTimeout,
 		Circuit:        circuit,
+		Metrics:        m,
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,
@@ -203,4 +215,23 @@ func probeSinch(ctx context.Context, c *sinch.Client, cfg config.Worker, log zer
 	}
 	log.Warn().Err(err).Msg("sinch not reachable at start; jobs will wait and retry")
 	return nil
+}
+
+// serveMetrics serves the worker's /metrics and /healthz on addr until the
+// returned stop is called.
+func serveMetrics(addr string, h http.Handler, log zerolog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR: cannot listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("worker metrics listening")
+	return func() { _ = srv.Close() }, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,6 +68,7 @@ type options struct {
 	ops         bool
 	noWorker    bool
 	simLatency  time.Duration
+	metricsAddr string
 }
 
 func setup(t *testing.T, o options) *stack {
@@ -119,6 +121,7 @@ func setup(t *testing.T, o options) *stack {
 
 		CircuitThreshold:     50,
 		CircuitProbeInterval: 200 * time.Millisecond,
+		MetricsAddr:          o.metricsAddr,
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -753,4 +756,29 @@ func TestRetryFailedJob(t *testing.T) {
 	require.EqualValues(t, 1, job["attempts"])
 	require.Equal(t, 3, s.sim.Posts())
 	require.Equal(t, 1, s.sim.CountByClientReference(id))
+}
+
+func TestWorkerMetrics(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	s := setup(t, options{metricsAddr: addr})
+	s.sim.Inject(sinchsim.Fault{Status: 503})
+	id := s.send(t, goodBody)
+	s.waitFor(t, id, mms.StatusSent)
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	text := string(body)
+	require.Contains(t, text, `mmsgate_sinch_requests_total{outcome="ok"} 1`)
+	require.Contains(t, text, `mmsgate_sinch_requests_total{outcome="transient"} 1`)
+	require.Contains(t, text, "mmsgate_sinch_circuit_open 0")
+	require.Contains(t, text, "mmsgate_sinch_request_duration_seconds_count 2")
+	require.NotContains(t, text, "2025550123", "no phone number becomes a label")
 }

@@ -123,6 +123,9 @@ type Worker struct {
 	// is then probed.
 	CircuitThreshold     int           `envconfig:"CIRCUIT_THRESHOLD" default:"10"`
 	CircuitProbeInterval time.Duration `envconfig:"CIRCUIT_PROBE_INTERVAL" default:"15s"`
+	// MetricsAddr is where the worker serves /metrics and /healthz, e.g.
+	// 127.0.0.1:9091; empty (the default) turns that server off.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
 }
 
 // LoadAPI reads the API's settings from the environment.

@@ -24,6 +24,8 @@ type Circuit struct {
 	probe      func(context.Context) error
 	rdb        redis.UniversalClient
 	log        zerolog.Logger
+	// OnChange, if set, hears every opening and closing (for metrics).
+	OnChange func(open bool)
 
 	opened chan struct{} // wakes Run when the circuit opens
 
@@ -75,6 +77,9 @@ func (c *Circuit) Failure() bool {
 		c.openedAt = time.Now()
 		c.log.Error().Int("failures", c.failures).Dur("probe_every_ms", c.probeEvery).
 			Msg("sinch failing: sending paused, probing until it answers")
+		if c.OnChange != nil {
+			c.OnChange(true)
+		}
 		select {
 		case c.opened <- struct{}{}:
 		default:
@@ -117,6 +122,9 @@ func (c *Circuit) Run(ctx context.Context) {
 		c.openedAt, c.failures = time.Time{}, 0
 		c.mu.Unlock()
 		c.rdb.Del(ctx, CircuitKey)
+		if c.OnChange != nil {
+			c.OnChange(false)
+		}
 		c.log.Info().Dur("paused_ms", time.Since(since)).Msg("sinch answers again: sending resumed")
 	}
 }

@@ -29,6 +29,14 @@ func TestCircuitHoldsSendingDuringOutage(t *testing.T) {
 		return errors.New("still down")
 	}
 	c := NewCircuit(2, 50*time.Millisecond, probe, b.rdb, zerolog.New(t.Output()))
+	var opened, closed atomic.Int32
+	c.OnChange = func(open bool) {
+		if open {
+			opened.Add(1)
+		} else {
+			closed.Add(1)
+		}
+	}
 	b.h.cfg.Circuit = c
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -58,6 +66,8 @@ func TestCircuitHoldsSendingDuringOutage(t *testing.T) {
 	up.Store(true)
 	require.Eventually(t, func() bool { return !c.Open() }, 2*time.Second, 10*time.Millisecond)
 	require.Zero(t, b.rdb.Exists(context.Background(), CircuitKey).Val())
+	require.Equal(t, int32(1), opened.Load(), "metrics hear the opening")
+	require.Equal(t, int32(1), closed.Load(), "and the closing")
 
 	require.NoError(t, b.process(t, j.ID))
 	job := b.get(t, j.ID)

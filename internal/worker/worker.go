@@ -13,6 +13,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/sinch"
 	"github.com/mmsgate/mmsgate/internal/task"
@@ -37,6 +38,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Circuit, if set, holds sending during a provider outage.
 	Circuit *Circuit
+	// Metrics, if set, counts Sinch calls.
+	Metrics *metrics.Worker
 }
 
 // errPaused is the reason a task waits while the circuit is open.
@@ -120,7 +123,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	start := time.Now()
 	batch, err := h.sinch.SendMedia(ctx, batchFor(job))
-	log = log.With().Dur("duration_ms", time.Since(start)).Logger()
+	took := time.Since(start)
+	log = log.With().Dur("duration_ms", took).Logger()
+	outcome := "ok"
+	if err != nil {
+		outcome = sinch.Classify(err).String()
+	}
+	h.cfg.Metrics.SinchCall(outcome, took)
 	if err != nil {
 		return h.failed(log, job, err, false)
 	}
