@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
@@ -91,6 +92,16 @@ func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *m
 		}
 
 		earlier, err := s.deps.Store.Get(ctx, prev.JobID)
+		if err == nil && s.orphaned(ctx, earlier) {
+			// A request that failed and could not clean up after itself
+			// (Redis went away mid-way): its job has no task and will never
+			// run. Remove it and serve this request afresh.
+			if derr := s.deps.Store.Delete(ctx, earlier.ID); derr != nil {
+				return nil, nil, errUnavailable()
+			}
+			err = mms.ErrNotFound
+			prev.At = time.Time{} // stale at once
+		}
 		switch {
 		case err == nil:
 			return earlier, nil, nil
@@ -103,4 +114,14 @@ func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *m
 		expect = prev // a request that failed long ago: take its key over
 	}
 	return nil, nil, errUnavailable()
+}
+
+// orphaned reports whether a queued job has no task to run it: the request
+// that created it failed before its task was enqueued.
+func (s *server) orphaned(ctx context.Context, j *mms.Job) bool {
+	if j.Status != mms.StatusQueued || time.Since(j.CreatedAt) < staleAfter {
+		return false
+	}
+	_, err := s.deps.Tasks.GetTaskInfo(j.Priority.Queue(), j.ID)
+	return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
 }

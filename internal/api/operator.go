@@ -85,10 +85,14 @@ func (s *server) retryJob(c echo.Context) error {
 		}
 	}
 	if err != nil {
+		// Put the job back as it was, so that the call can simply be repeated.
 		reqLog(c, s.deps.Log).Warn().Err(err).Msg("retried job not enqueued")
-		e := errUnavailable()
-		e.Message = "the job is queued again but its task could not be enqueued; retry the call"
-		return e
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RedisTimeout)
+		defer cancel()
+		if _, uerr := s.deps.Store.Finish(ctx, id, jobstore.Outcome{Status: mms.StatusFailed, Err: j.LastError}); uerr != nil {
+			reqLog(c, s.deps.Log).Error().Err(uerr).Msg("retried job left queued without a task")
+		}
+		return errUnavailable()
 	}
 	return c.JSON(http.StatusAccepted, viewOf(j))
 }

@@ -48,6 +48,7 @@ type Config struct {
 type Tasks interface {
 	DeleteTask(queue, id string) error
 	RunTask(queue, id string) error
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 }
 
 // Deps are the parts the API talks to.

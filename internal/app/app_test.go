@@ -782,3 +782,33 @@ func TestWorkerMetrics(t *testing.T) {
 	require.Contains(t, text, "mmsgate_sinch_request_duration_seconds_count 2")
 	require.NotContains(t, text, "2025550123", "no phone number becomes a label")
 }
+
+// TestIdempotencyKeyAfterOrphan: a request reserved its key and recorded its
+// job, then failed before the task was enqueued and could not clean up (Redis
+// went away). Retrying with the key must not replay a 202 for a job that
+// will never run.
+func TestIdempotencyKeyAfterOrphan(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+	ctx := context.Background()
+
+	first := s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody, "Idempotency-Key", "k-1")
+	require.Equal(t, http.StatusAccepted, first.status)
+	id := first.body["job_id"].(string)
+
+	// Make it the orphan such a failure leaves: no task, a while ago.
+	require.NoError(t, s.inspector(t).DeleteTask(mms.PriorityNormal.Queue(), id))
+	old := time.Now().Add(-time.Minute).UnixMilli()
+	require.NoError(t, s.rdb.HSet(ctx, "mmsgate:job:{"+id+"}", "c", old).Err())
+
+	again := s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody, "Idempotency-Key", "k-1")
+	require.Equal(t, http.StatusAccepted, again.status)
+	require.NotEqual(t, id, again.body["job_id"], "a new job, with a task")
+	require.Empty(t, again.header.Get("Idempotent-Replayed"))
+	info, err := s.inspector(t).GetTaskInfo(mms.PriorityNormal.Queue(), again.body["job_id"].(string))
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStatePending, info.State)
+
+	r := s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "")
+	require.Equal(t, http.StatusNotFound, r.status, "the orphan is gone")
+}

@@ -320,3 +320,13 @@ func decodeHistory(s string) []mms.Event {
 	}
 	return out
 }
+
+// ExpireIfDue ends a waiting job whose expiry has passed, unless an earlier
+// attempt may have reached Sinch. It reports whether it did.
+func (s *Store) ExpireIfDue(ctx context.Context, id string) (bool, error) {
+	n, err := expireScript.Run(ctx, s.rdb, []string{key(id)}, ms(s.now()), s.ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("expire job: %w", err)
+	}
+	return n == 1, nil
+}

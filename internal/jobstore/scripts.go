@@ -114,14 +114,13 @@ return {'ok', st}
 `)
 
 // redriveScript gives a failed job a fresh budget: the one move back that
-// is allowed, and only for a job Sinch holds no batch of. A queued job is
-// accepted too, so that a redrive whose enqueue failed can be repeated.
+// is allowed, and only for a job Sinch holds no batch of.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
 // Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
 var redriveScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
-if (st ~= 'failed' and st ~= 'queued') or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
+if st ~= 'failed' or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
   return {'refused', st}
 end
 redis.call('HSET', KEYS[1], 'st', 'queued', 'att', 0, 'u', ARGV[1])
@@ -129,4 +128,21 @@ add_event(KEYS[1], ARGV[1], 'queued', 'retried')
 redis.call('HDEL', KEYS[1], 'nxt')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {'ok', st}
+`)
+
+// expireScript ends a waiting job whose expiry has passed, as Begin would,
+// for a worker that is not calling Sinch (its circuit is open).
+// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms. Returns 1 if expired.
+var expireScript = redis.NewScript(addEvent + `
+local st = redis.call('HGET', KEYS[1], 'st')
+local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')
+if not st or not exp or tonumber(ARGV[1]) < exp then return 0 end
+if not (st == 'queued' or st == 'scheduled' or st == 'retrying') or redis.call('HGET', KEYS[1], 'amb') == '1' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'st', 'expired', 'u', ARGV[1])
+redis.call('HDEL', KEYS[1], 'nxt')
+add_event(KEYS[1], ARGV[1], 'expired', '')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 `)

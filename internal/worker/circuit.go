@@ -117,9 +117,12 @@ func (c *Circuit) Run(ctx context.Context) {
 			c.log.Warn().Err(err).Msg("sinch probe failed; sending stays paused")
 			continue
 		}
+		// Half open: a read answering does not prove that sends will. One
+		// more provider failure reopens the circuit at once, and does not
+		// count against the message; one success closes it for good.
 		c.mu.Lock()
 		since := c.openedAt
-		c.openedAt, c.failures = time.Time{}, 0
+		c.openedAt, c.failures = time.Time{}, c.threshold-1
 		c.mu.Unlock()
 		c.rdb.Del(ctx, CircuitKey)
 		if c.OnChange != nil {

@@ -91,3 +91,34 @@ func TestCircuitAnswersResetTheCount(t *testing.T) {
 	require.False(t, none.Open())
 	require.False(t, none.Failure())
 }
+
+// TestCircuitHalfOpen: Sinch answers reads but still refuses batches. After
+// the probe closes the circuit, one more failure reopens it at once and does
+// not count against the message, so the job is never failed by the outage.
+func TestCircuitHalfOpen(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	c := NewCircuit(2, 20*time.Millisecond, func(context.Context) error { return nil }, b.rdb,
+		zerolog.New(t.Output()))
+	b.h.cfg.Circuit = c
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go c.Run(ctx)
+
+	j := b.create(t, 2)
+	faults := make([]sinchsim.Fault, 12)
+	for i := range faults {
+		faults[i] = sinchsim.Fault{Status: 503}
+	}
+	b.sim.Inject(faults...)
+
+	requireRetry(t, b.process(t, j.ID), true) // counted: the circuit is still closed
+	for range 10 {
+		require.Eventually(t, func() bool { return !c.Open() }, 2*time.Second, 5*time.Millisecond)
+		err := b.process(t, j.ID)
+		requireRetry(t, err, false) // each failure after a probe reopens at once
+	}
+	job := b.get(t, j.ID)
+	require.Equal(t, mms.StatusRetrying, job.Status, "the partial outage fails nothing")
+	require.Equal(t, 1, job.Attempts)
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mmsgate/mmsgate/internal/mms"
@@ -72,4 +73,21 @@ func TestProcessExpiryAfterUnclearAttempt(t *testing.T) {
 			require.Equal(t, mms.StatusExpired, job.Status)
 		}
 	}
+}
+
+func TestProcessExpiresWhileSendingIsPaused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	c := NewCircuit(1, time.Hour, nil, b.rdb, zerolog.Nop())
+	require.True(t, c.Failure(), "open")
+	b.h.cfg.Circuit = c
+
+	live := b.createExpiring(t, time.Now().Add(time.Hour))
+	requireRetry(t, b.process(t, live.ID), false)
+	require.Equal(t, mms.StatusQueued, b.get(t, live.ID).Status, "a job with time left waits")
+
+	due := b.createExpiring(t, time.Now().Add(-time.Second))
+	require.NoError(t, b.process(t, due.ID))
+	require.Equal(t, mms.StatusExpired, b.get(t, due.ID).Status)
+	require.Zero(t, b.sim.Posts())
 }

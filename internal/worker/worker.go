@@ -72,7 +72,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	if h.cfg.Circuit.Open() {
-		// The job is not touched: it keeps its status and its attempts.
+		// The job keeps its status and its attempts, unless its time is up.
+		if expired, err := h.store.ExpireIfDue(ctx, p.JobID); err == nil && expired {
+			h.log.Warn().Str("job_id", p.JobID).Msg("mms expired before it could be sent")
+			return nil
+		}
 		return &retryError{delay: h.cfg.Circuit.Wait(), counted: false, err: errPaused}
 	}
 
