@@ -89,7 +89,8 @@ func (s *server) retryJob(c echo.Context) error {
 		reqLog(c, s.deps.Log).Warn().Err(err).Msg("retried job not enqueued")
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RedisTimeout)
 		defer cancel()
-		if _, uerr := s.deps.Store.Finish(ctx, id, jobstore.Outcome{Status: mms.StatusFailed, Err: j.LastError}); uerr != nil {
+		back := jobstore.Outcome{Status: mms.StatusFailed, Err: j.LastError}
+		if _, uerr := s.deps.Store.Finish(ctx, id, back); uerr != nil {
 			reqLog(c, s.deps.Log).Error().Err(uerr).Msg("retried job left queued without a task")
 		}
 		return errUnavailable()
