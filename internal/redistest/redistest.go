@@ -6,6 +6,10 @@
 // falls back to the embedded Redis (miniredis) that the demo uses, so a new
 // contributor still gets a real run, unless MMSGATE_TEST_REDIS=server
 // demands the real thing (CI does).
+//
+// StartPersistent gives a Redis that keeps its data as deployed, and that
+// Restart can take down gracefully and bring back, to test what a Redis
+// restart does to the processes that use it.
 package redistest
 
 import (
@@ -15,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,12 +35,25 @@ type Server struct {
 	// Embedded is true when the server is miniredis.
 	Embedded bool
 
-	stop func()
+	stop    func()
+	restart func(tb testing.TB, down time.Duration)
 }
 
 // Stop shuts the server down before the test ends, to test what happens
 // when Redis goes away.
 func (s *Server) Stop() { s.stop() }
+
+// Restart shuts the server down gracefully, leaves it down for the given
+// time, and starts it again on the same address with the data it had. It
+// returns once the server answers again. Only a server from StartPersistent
+// can be restarted.
+func (s *Server) Restart(tb testing.TB, down time.Duration) {
+	tb.Helper()
+	if s.restart == nil {
+		tb.Fatal("redistest: Restart needs a server from StartPersistent")
+	}
+	s.restart(tb, down)
+}
 
 // Mode says which Redis the tests use: "server" or "embedded".
 func Mode() string {
@@ -57,16 +75,56 @@ var announce sync.Once
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	if Mode() == "embedded" {
-		announce.Do(func() {
-			fmt.Fprintln(os.Stderr, "redistest: redis-server not used; Redis-backed tests run on embedded miniredis")
-		})
-		m := miniredis.RunT(tb)
+		m := startEmbedded(tb)
 		return &Server{URL: "redis://" + m.Addr() + "/0", Embedded: true, stop: m.Close}
 	}
-	return startServer(tb)
+	return startServer(tb, "--save", "", "--appendonly", "no")
 }
 
-func startServer(tb testing.TB) *Server {
+func startEmbedded(tb testing.TB) *miniredis.Miniredis {
+	tb.Helper()
+	announce.Do(func() {
+		fmt.Fprintln(os.Stderr, "redistest: redis-server not used; Redis-backed tests run on embedded miniredis")
+	})
+	return miniredis.RunT(tb)
+}
+
+// StartPersistent starts a Redis for tb that keeps its data across Restart,
+// and registers its shutdown. redis-server persists as deployed (see
+// deploy/compose.yaml): an append-only file synced every second, in a
+// private folder, with Redis's default snapshots. The embedded Redis keeps
+// its data in memory instead.
+func StartPersistent(tb testing.TB) *Server {
+	tb.Helper()
+	if Mode() == "embedded" {
+		m := startEmbedded(tb)
+		return &Server{URL: "redis://" + m.Addr() + "/0", Embedded: true, stop: m.Close,
+			restart: func(tb testing.TB, down time.Duration) {
+				tb.Helper()
+				m.Close()
+				time.Sleep(down)
+				if err := m.Restart(); err != nil {
+					tb.Fatalf("restart miniredis: %v", err)
+				}
+			}}
+	}
+	return startServer(tb, "--appendonly", "yes", "--appendfsync", "everysec")
+}
+
+// redisProc is one redis-server, which Restart replaces by a new process on
+// the same socket and folder.
+type redisProc struct {
+	bin  string
+	args []string
+	dir  string
+	url  string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd has exited
+}
+
+func startServer(tb testing.TB, persistence ...string) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -79,39 +137,87 @@ func startServer(tb testing.TB) *Server {
 	}
 	sock := filepath.Join(dir, "redis.sock")
 
-	cmd := exec.Command(bin,
+	p := &redisProc{bin: bin, dir: dir, url: "unix://" + sock}
+	p.args = append([]string{
 		"--port", "0",
 		"--unixsocket", sock,
 		"--unixsocketperm", "700",
 		"--dir", dir,
-		"--save", "",
-		"--appendonly", "no",
 		"--daemonize", "no",
 		"--loglevel", "warning",
 		"--logfile", filepath.Join(dir, "redis.log"),
 		"--maxmemory-policy", "noeviction",
-	)
+	}, persistence...)
+	tb.Cleanup(func() {
+		p.kill()
+		_ = os.RemoveAll(dir)
+	})
+	p.start(tb)
+
+	var once sync.Once
+	stop := func() { once.Do(p.kill) }
+	return &Server{URL: p.url, stop: stop, restart: p.restart}
+}
+
+// start runs a new redis-server and waits until it answers.
+func (p *redisProc) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(p.bin, p.args...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-	}
-	tb.Cleanup(func() {
-		stop()
-		_ = os.RemoveAll(dir)
-	})
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
 
-	url := "unix://" + sock
-	if err := waitReady(url, 10*time.Second); err != nil {
-		logText, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+	if err := waitReady(p.url, 10*time.Second); err != nil {
+		logText, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
 		tb.Fatalf("redis-server did not come up: %v\n%s", err, logText)
 	}
-	return &Server{URL: url, stop: stop}
+}
+
+// kill ends the current process at once, if there is one.
+func (p *redisProc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// restart stops the server as an operator would, with SIGTERM, which makes
+// redis-server sync its append-only file and exit; then, after down, starts
+// it again on the same socket and folder, where it reloads its data.
+func (p *redisProc) restart(tb testing.TB, down time.Duration) {
+	tb.Helper()
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		tb.Fatalf("stop redis-server: %v", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		logText, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
+		tb.Fatalf("redis-server did not exit within 15s of SIGTERM\n%s", logText)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		logText, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
+		tb.Fatalf("redis-server exited with status %d on SIGTERM\n%s", code, logText)
+	}
+
+	time.Sleep(down)
+	p.start(tb)
 }
 
 func waitReady(url string, limit time.Duration) error {
