@@ -14,7 +14,7 @@ return 1
 `)
 
 // addEvent appends "<ms> <status>[ <code>]" to the job's history, keeping
-// the last maxEvents lines.
+// the last maxEvents lines; move_to is every status change's common part.
 var addEvent = `
 local function add_event(key, now, status, code)
   local h = (redis.call('HGET', key, 'h') or '') .. now .. ' ' .. status
@@ -27,6 +27,15 @@ local function add_event(key, now, status, code)
     n = n - 1
   end
   redis.call('HSET', key, 'h', h)
+end
+
+-- move_to sets a job's status, records it in the history, drops any planned
+-- retry time and renews the record's time to live.
+local function move_to(key, now, ttl, status, code)
+  redis.call('HSET', key, 'st', status, 'u', now)
+  redis.call('HDEL', key, 'nxt')
+  add_event(key, now, status, code)
+  redis.call('PEXPIRE', key, ttl)
 end
 `
 
@@ -52,17 +61,11 @@ if not can_move(st, 'sending') then return {'done', st} end
 -- reached Sinch: then the attempt must look first, and decides.
 local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')
 if exp and tonumber(ARGV[1]) >= exp and st ~= 'sending' and redis.call('HGET', KEYS[1], 'amb') ~= '1' then
-  redis.call('HSET', KEYS[1], 'st', 'expired', 'u', ARGV[1])
-  add_event(KEYS[1], ARGV[1], 'expired', '')
-  redis.call('HDEL', KEYS[1], 'nxt')
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  move_to(KEYS[1], ARGV[1], ARGV[2], 'expired', '')
   return {'expired'}
 end
-redis.call('HSET', KEYS[1], 'st', 'sending', 'u', ARGV[1])
-add_event(KEYS[1], ARGV[1], 'sending', '')
-redis.call('HDEL', KEYS[1], 'nxt')
+move_to(KEYS[1], ARGV[1], ARGV[2], 'sending', '')
 redis.call('HINCRBY', KEYS[1], 'att', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local out = {'ok', st}
 local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h do out[#out + 1] = h[i] end
@@ -79,8 +82,7 @@ var transitionScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return -1 end
 if not can_move(st, ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'st', ARGV[1], 'u', ARGV[3])
-add_event(KEYS[1], ARGV[3], ARGV[1], ARGV[5])
+move_to(KEYS[1], ARGV[3], ARGV[2], ARGV[1], ARGV[5])
 local d = tonumber(ARGV[4])
 if d ~= 0 then redis.call('HINCRBY', KEYS[1], 'att', d) end
 for i = 6, #ARGV, 2 do
@@ -90,7 +92,6 @@ for i = 6, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
   end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
@@ -106,10 +107,7 @@ local amb = redis.call('HGET', KEYS[1], 'amb')
 if not (st == 'queued' or st == 'scheduled' or (st == 'retrying' and amb ~= '1')) then
   return {'refused', st}
 end
-redis.call('HSET', KEYS[1], 'st', 'canceled', 'u', ARGV[1])
-add_event(KEYS[1], ARGV[1], 'canceled', '')
-redis.call('HDEL', KEYS[1], 'nxt')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+move_to(KEYS[1], ARGV[1], ARGV[2], 'canceled', '')
 return {'ok', st}
 `)
 
@@ -123,10 +121,8 @@ if not st then return {'missing'} end
 if st ~= 'failed' or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
   return {'refused', st}
 end
-redis.call('HSET', KEYS[1], 'st', 'queued', 'att', 0, 'u', ARGV[1])
-add_event(KEYS[1], ARGV[1], 'queued', 'retried')
-redis.call('HDEL', KEYS[1], 'nxt')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+move_to(KEYS[1], ARGV[1], ARGV[2], 'queued', 'retried')
+redis.call('HSET', KEYS[1], 'att', 0)
 return {'ok', st}
 `)
 
@@ -140,9 +136,6 @@ if not st or not exp or tonumber(ARGV[1]) < exp then return 0 end
 if not (st == 'queued' or st == 'scheduled' or st == 'retrying') or redis.call('HGET', KEYS[1], 'amb') == '1' then
   return 0
 end
-redis.call('HSET', KEYS[1], 'st', 'expired', 'u', ARGV[1])
-redis.call('HDEL', KEYS[1], 'nxt')
-add_event(KEYS[1], ARGV[1], 'expired', '')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+move_to(KEYS[1], ARGV[1], ARGV[2], 'expired', '')
 return 1
 `)
