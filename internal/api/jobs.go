@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
@@ -36,6 +37,7 @@ type jobView struct {
 	LastError     *mms.JobError `json:"last_error"`
 	SinchBatchID  *string       `json:"sinch_batch_id"`
 	ExpireAt      time.Time     `json:"expire_at"`
+	SendAt        *time.Time    `json:"send_at,omitempty"`
 	History       []mms.Event   `json:"history"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
@@ -55,6 +57,9 @@ func viewOf(j *mms.Job) jobView {
 		History:     j.History,
 		CreatedAt:   j.CreatedAt,
 		UpdatedAt:   j.UpdatedAt,
+	}
+	if !j.Message.SendAt.IsZero() {
+		v.SendAt = &j.Message.SendAt
 	}
 	if j.SinchBatchID != "" {
 		v.SinchBatchID = &j.SinchBatchID
@@ -101,7 +106,12 @@ func (s *server) send(c echo.Context) error {
 		UpdatedAt:   now,
 	}
 	c.Set(ctxJobID, job.ID)
-	t, err := task.NewSend(job.ID, prio)
+	var later []asynq.Option
+	if !msg.SendAt.IsZero() {
+		job.Status = mms.StatusScheduled
+		later = append(later, asynq.ProcessAt(msg.SendAt))
+	}
+	t, err := task.NewSend(job.ID, prio, later...)
 	if err != nil {
 		return err
 	}
@@ -117,7 +127,7 @@ func (s *server) send(c echo.Context) error {
 		}
 		if earlier != nil {
 			c.Response().Header().Set("Idempotent-Replayed", "true")
-			return acceptedAnswer(c, earlier, mms.StatusQueued)
+			return acceptedAnswer(c, earlier, firstStatus(earlier))
 		}
 		held = r
 	}
@@ -133,6 +143,14 @@ func (s *server) send(c echo.Context) error {
 		return errUnavailable()
 	}
 	return acceptedAnswer(c, job, job.Status)
+}
+
+// firstStatus is the status a job had when it was accepted.
+func firstStatus(j *mms.Job) mms.Status {
+	if !j.Message.SendAt.IsZero() {
+		return mms.StatusScheduled
+	}
+	return mms.StatusQueued
 }
 
 // acceptedAnswer is the 202 for job. A replay gives the same body as the

@@ -52,6 +52,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 			DefaultRegion: cfg.DefaultRegion,
 			DefaultExpiry: cfg.DefaultExpiry,
 			MaxExpiry:     cfg.MaxExpiry,
+			MaxSchedule:   cfg.MaxSchedule,
 		},
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		RateLimit:    cfg.RateLimit,

@@ -812,3 +812,39 @@ func TestIdempotencyKeyAfterOrphan(t *testing.T) {
 	r := s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "")
 	require.Equal(t, http.StatusNotFound, r.status, "the orphan is gone")
 }
+
+func TestScheduledSend(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	at := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	body := strings.Replace(goodBody, `"reference"`, `"send_at":"`+at+`","reference"`, 1)
+
+	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json", body)
+	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
+	require.Equal(t, "scheduled", r.body["status"])
+	id := r.body["job_id"].(string)
+	info, err := s.inspector(t).GetTaskInfo(mms.PriorityNormal.Queue(), id)
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStateScheduled, info.State)
+
+	job := s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "").body
+	require.Equal(t, "scheduled", job["status"])
+	require.NotEmpty(t, job["send_at"])
+	require.Zero(t, s.sim.Posts(), "not before its time")
+
+	// Another, canceled before its time, is never sent.
+	r = s.do(t, http.MethodPost, "/api/mms/send", "application/json", body)
+	other := r.body["job_id"].(string)
+	r = s.do(t, http.MethodDelete, "/api/mms/jobs/"+other, "", "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, "canceled", r.body["status"])
+
+	sent := s.waitFor(t, id, mms.StatusSent)
+	sentAt, err := time.Parse(time.RFC3339Nano, sent["updated_at"].(string))
+	require.NoError(t, err)
+	want, err := time.Parse(time.RFC3339Nano, at)
+	require.NoError(t, err)
+	require.False(t, sentAt.Before(want), "sent at %s, scheduled for %s", sentAt, want)
+	require.Equal(t, 1, s.sim.Posts())
+	require.Zero(t, s.sim.CountByClientReference(other))
+}

@@ -89,6 +89,8 @@ type API struct {
 	// Neither may exceed Sinch's three days.
 	DefaultExpiry time.Duration `envconfig:"DEFAULT_EXPIRY" default:"72h"`
 	MaxExpiry     time.Duration `envconfig:"MAX_EXPIRY" default:"72h"`
+	// MaxSchedule is how far ahead a request's send_at may lie.
+	MaxSchedule time.Duration `envconfig:"MAX_SCHEDULE" default:"168h"`
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration `envconfig:"IDEMPOTENCY_TTL" default:"24h"`
 }
@@ -222,6 +224,9 @@ func (c API) Validate() error {
 	}
 	if c.MaxExpiry < time.Hour || c.MaxExpiry > 72*time.Hour {
 		return errors.New("MAX_EXPIRY: must be between 1h and 72h (Sinch keeps a batch at most three days)")
+	}
+	if c.MaxSchedule < time.Minute || c.MaxSchedule > 90*24*time.Hour {
+		return errors.New("MAX_SCHEDULE: must be between 1m and 2160h (90 days)")
 	}
 	if c.DefaultExpiry < time.Hour || c.DefaultExpiry > c.MaxExpiry {
 		return errors.New("DEFAULT_EXPIRY: must be at least 1h and at most MAX_EXPIRY")

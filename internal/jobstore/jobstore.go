@@ -39,6 +39,7 @@ const (
 	fAmbiguous = "amb"
 	fExpire    = "exp"
 	fHistory   = "h"
+	fSendAt    = "sat"
 )
 
 // maxEvents is how many history entries a job keeps: the first ones of a
@@ -70,8 +71,10 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 		return fmt.Errorf("encode message: %w", err)
 	}
 	now := ms(j.CreatedAt)
+	// A scheduled job must outlive its wait, and then the retention.
+	ttl := s.ttl + max(0, time.Until(j.Message.SendAt))
 	args := []any{
-		s.ttl.Milliseconds(),
+		ttl.Milliseconds(),
 		fStatus, string(j.Status),
 		fPriority, string(j.Priority),
 		fMessage, msg,
@@ -86,6 +89,9 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 	}
 	if !j.Message.ExpireAt.IsZero() {
 		args = append(args, fExpire, ms(j.Message.ExpireAt))
+	}
+	if !j.Message.SendAt.IsZero() {
+		args = append(args, fSendAt, ms(j.Message.SendAt))
 	}
 	created, err := createScript.Run(ctx, s.rdb, []string{key(j.ID)}, args...).Int()
 	if err != nil {
@@ -134,6 +140,14 @@ type Attempt struct {
 // Sinch accepted it already, or it ended otherwise.
 var ErrDone = errors.New("job needs no attempt")
 
+// EarlyError is returned by Begin for a scheduled job whose time has not
+// come; nothing was changed.
+type EarlyError struct{ SendAt time.Time }
+
+func (e *EarlyError) Error() string {
+	return "job is scheduled for " + e.SendAt.Format(time.RFC3339Nano)
+}
+
 // ErrExpired is returned by Begin for a job whose expire_at has passed
 // before Sinch got it; Begin has marked it expired.
 var ErrExpired = errors.New("job expired unsent")
@@ -153,6 +167,8 @@ func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
 		return nil, fmt.Errorf("%w: status %s", ErrDone, res[1])
 	case "expired":
 		return nil, ErrExpired
+	case "early":
+		return nil, &EarlyError{SendAt: fromMS(res[1])}
 	}
 
 	h := make(map[string]string, len(res)/2)

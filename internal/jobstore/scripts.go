@@ -57,6 +57,9 @@ var beginScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 if not can_move(st, 'sending') then return {'done', st} end
+-- asynq schedules to the second; a scheduled job must not go early.
+local sat = redis.call('HGET', KEYS[1], 'sat')
+if sat and tonumber(ARGV[1]) < tonumber(sat) then return {'early', sat} end
 -- Past its expiry a job is not sent, unless an earlier attempt may have
 -- reached Sinch: then the attempt must look first, and decides.
 local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')

@@ -52,6 +52,9 @@ type Message struct {
 	// ExpireAt is when Sinch, and we, stop trying: a job still unsent then
 	// ends expired.
 	ExpireAt time.Time `json:"expire_at"`
+	// SendAt is when the job may be sent; zero means at once. mmsgate holds
+	// a scheduled job itself, so Sinch never sees this field.
+	SendAt time.Time `json:"send_at,omitzero"`
 }
 
 // Job is our record of one message: what was asked and where it stands.

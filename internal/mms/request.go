@@ -182,6 +182,7 @@ type SendRequest struct {
 	Reference  string     `json:"reference"`
 	Priority   Priority   `json:"priority"`
 	ExpireAt   string     `json:"expire_at"`
+	SendAt     string     `json:"send_at"`
 }
 
 // Rules are the settings validation depends on.
@@ -192,6 +193,8 @@ type Rules struct {
 	// still be sent; zero means SinchMaxExpiry.
 	DefaultExpiry time.Duration
 	MaxExpiry     time.Duration
+	// MaxSchedule is how far ahead send_at may lie; zero means a week.
+	MaxSchedule time.Duration
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
 }
@@ -256,20 +259,46 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 	if !prio.Valid() {
 		verr.add("priority", "must be one of high, normal, bulk")
 	}
-	msg.ExpireAt = expiry(r.ExpireAt, rules, &verr)
-	return msg, prio, verr.err()
-}
-
-// expiry reads expire_at, an RFC 3339 time with an offset, or applies the
-// default. The result is in UTC, to the millisecond.
-func expiry(s string, rules Rules, verr *ValidationError) time.Time {
 	now := time.Now()
 	if rules.Now != nil {
 		now = rules.Now()
 	}
+	msg.SendAt = schedule(r.SendAt, now, rules, &verr)
+	base := now
+	if msg.SendAt.After(now) {
+		base = msg.SendAt
+	}
+	msg.ExpireAt = expiry(r.ExpireAt, base, rules, &verr)
+	return msg, prio, verr.err()
+}
+
+// schedule reads send_at, an RFC 3339 time with an offset; zero when absent.
+func schedule(s string, now time.Time, rules Rules, verr *ValidationError) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		verr.add("send_at", "must be an RFC 3339 time with an offset, e.g. 2026-12-05T09:00:00-05:00")
+		return time.Time{}
+	}
+	limit := cmp.Or(rules.MaxSchedule, 7*24*time.Hour)
+	switch {
+	case !t.After(now):
+		verr.add("send_at", "must be in the future; leave it out to send at once")
+	case t.After(now.Add(limit)):
+		verr.add("send_at", "must be at most %s from now", limit)
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+// expiry reads expire_at, an RFC 3339 time with an offset, or applies the
+// default, counted from base: the send time. The result is in UTC, to the
+// millisecond.
+func expiry(s string, base time.Time, rules Rules, verr *ValidationError) time.Time {
 	maxExp := cmp.Or(rules.MaxExpiry, SinchMaxExpiry)
 	if s == "" {
-		return now.Add(cmp.Or(rules.DefaultExpiry, maxExp)).UTC().Truncate(time.Millisecond)
+		return base.Add(cmp.Or(rules.DefaultExpiry, maxExp)).UTC().Truncate(time.Millisecond)
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -277,10 +306,10 @@ func expiry(s string, rules Rules, verr *ValidationError) time.Time {
 		return time.Time{}
 	}
 	switch {
-	case !t.After(now.Add(time.Minute)):
-		verr.add("expire_at", "must be at least a minute in the future")
-	case t.After(now.Add(maxExp)):
-		verr.add("expire_at", "must be at most %s from now", maxExp)
+	case !t.After(base.Add(time.Minute)):
+		verr.add("expire_at", "must be at least a minute in the future (after send_at, if given)")
+	case t.After(base.Add(maxExp)):
+		verr.add("expire_at", "must be at most %s from now (from send_at, if given)", maxExp)
 	}
 	return t.UTC().Truncate(time.Millisecond)
 }

@@ -325,3 +325,37 @@ func TestValidateExpiry(t *testing.T) {
 		require.Contains(t, verr.Fields[0].Message, text, value)
 	}
 }
+
+func TestValidateSchedule(t *testing.T) {
+	t.Parallel()
+
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	r := mms.Rules{DefaultRegion: "US", DefaultExpiry: 24 * time.Hour, MaxExpiry: 48 * time.Hour,
+		MaxSchedule: 72 * time.Hour, Now: func() time.Time { return now }}
+
+	req := valid()
+	req.SendAt = "2026-12-05T09:00:00-05:00"
+	msg, _, err := req.Validate(r)
+	require.NoError(t, err)
+	sendAt := time.Date(2026, 12, 5, 14, 0, 0, 0, time.UTC)
+	require.Equal(t, sendAt, msg.SendAt)
+	require.Equal(t, sendAt.Add(24*time.Hour), msg.ExpireAt, "expiry counts from the send time")
+
+	req.ExpireAt = "2026-12-05T13:00:00Z"
+	_, _, err = req.Validate(r)
+	require.ErrorContains(t, err, "expire_at: must be at least a minute in the future (after send_at")
+
+	for value, text := range map[string]string{
+		"2026-12-05T09:00:00":  "with an offset",
+		"2026-12-04T11:59:00Z": "in the future",
+		"2026-12-07T12:00:01Z": "at most 72h",
+	} {
+		req := valid()
+		req.SendAt = value
+		_, _, err := req.Validate(r)
+		var verr *mms.ValidationError
+		require.ErrorAs(t, err, &verr, value)
+		require.Equal(t, "send_at", verr.Fields[0].Field, value)
+		require.Contains(t, verr.Fields[0].Message, text, value)
+	}
+}

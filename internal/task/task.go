@@ -29,16 +29,13 @@ type SendPayload struct {
 
 // NewSend returns the task for job id. The task ID is the job ID, so asynq
 // itself refuses a second task for the same job.
-func NewSend(id string, p mms.Priority) (*asynq.Task, error) {
+func NewSend(id string, p mms.Priority, opts ...asynq.Option) (*asynq.Task, error) {
 	b, err := json.Marshal(SendPayload{JobID: id})
 	if err != nil {
 		return nil, fmt.Errorf("encode send payload: %w", err)
 	}
-	return asynq.NewTask(TypeSend, b,
-		asynq.TaskID(id),
-		asynq.Queue(p.Queue()),
-		asynq.MaxRetry(SafetyMaxRetry),
-	), nil
+	opts = append([]asynq.Option{asynq.TaskID(id), asynq.Queue(p.Queue()), asynq.MaxRetry(SafetyMaxRetry)}, opts...)
+	return asynq.NewTask(TypeSend, b, opts...), nil
 }
 
 // DecodeSend reads a TypeSend payload.

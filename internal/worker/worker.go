@@ -81,7 +81,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 
 	a, err := h.store.Begin(ctx, p.JobID)
+	var early *jobstore.EarlyError
 	switch {
+	case errors.As(err, &early):
+		return &retryError{delay: max(time.Until(early.SendAt), time.Millisecond), counted: false, err: err}
 	case errors.Is(err, mms.ErrNotFound):
 		// The API removes a job it could not enqueue; if the enqueue had in
 		// fact gone through, this is that task. The client was told 503.
