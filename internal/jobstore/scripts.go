@@ -37,6 +37,18 @@ local function move_to(key, now, ttl, status, code)
   add_event(key, now, status, code)
   redis.call('PEXPIRE', key, ttl)
 end
+
+-- expire_if_due ends a waiting job (status st) whose expiry has passed,
+-- unless an earlier attempt may have reached Sinch: then an attempt must
+-- look first, and decides. It reports whether it did.
+local function expire_if_due(key, now, ttl, st)
+  local exp = tonumber(redis.call('HGET', key, 'exp') or '')
+  if not exp or tonumber(now) < exp then return false end
+  if not (st == 'queued' or st == 'scheduled' or st == 'retrying') then return false end
+  if redis.call('HGET', key, 'amb') == '1' then return false end
+  move_to(key, now, ttl, 'expired', '')
+  return true
+end
 `
 
 // canMove mirrors mms.Status.CanMove.
@@ -60,13 +72,7 @@ if not can_move(st, 'sending') then return {'done', st} end
 -- asynq schedules to the second; a scheduled job must not go early.
 local sat = redis.call('HGET', KEYS[1], 'sat')
 if sat and tonumber(ARGV[1]) < tonumber(sat) then return {'early', sat} end
--- Past its expiry a job is not sent, unless an earlier attempt may have
--- reached Sinch: then the attempt must look first, and decides.
-local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')
-if exp and tonumber(ARGV[1]) >= exp and st ~= 'sending' and redis.call('HGET', KEYS[1], 'amb') ~= '1' then
-  move_to(KEYS[1], ARGV[1], ARGV[2], 'expired', '')
-  return {'expired'}
-end
+if expire_if_due(KEYS[1], ARGV[1], ARGV[2], st) then return {'expired'} end
 move_to(KEYS[1], ARGV[1], ARGV[2], 'sending', '')
 redis.call('HINCRBY', KEYS[1], 'att', 1)
 local out = {'ok', st}
@@ -134,11 +140,6 @@ return {'ok', st}
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms. Returns 1 if expired.
 var expireScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
-local exp = tonumber(redis.call('HGET', KEYS[1], 'exp') or '')
-if not st or not exp or tonumber(ARGV[1]) < exp then return 0 end
-if not (st == 'queued' or st == 'scheduled' or st == 'retrying') or redis.call('HGET', KEYS[1], 'amb') == '1' then
-  return 0
-end
-move_to(KEYS[1], ARGV[1], ARGV[2], 'expired', '')
-return 1
+if st and expire_if_due(KEYS[1], ARGV[1], ARGV[2], st) then return 1 end
+return 0
 `)

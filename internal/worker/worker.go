@@ -74,8 +74,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if h.cfg.Circuit.Open() {
 		// The job keeps its status and its attempts, unless its time is up.
 		if expired, err := h.store.ExpireIfDue(ctx, p.JobID); err == nil && expired {
-			h.log.Warn().Str("job_id", p.JobID).Msg("mms expired before it could be sent")
-			return nil
+			return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
 		}
 		return &retryError{delay: h.cfg.Circuit.Wait(), counted: false, err: errPaused}
 	}
@@ -95,8 +94,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.log.Info().Str("job_id", p.JobID).Err(err).Msg("send task skipped")
 		return nil
 	case errors.Is(err, jobstore.ErrExpired):
-		h.log.Warn().Str("job_id", p.JobID).Msg("mms expired before it could be sent")
-		return nil
+		return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
 	case err != nil:
 		return fmt.Errorf("job %s: %w", p.JobID, err)
 	}
@@ -293,6 +291,12 @@ func (h *Handler) expired(log zerolog.Logger, job *mms.Job) error {
 		log.Error().Err(err).Msg("could not store an expiry")
 		return err
 	}
+	return h.logExpired(log)
+}
+
+// logExpired notes a job that ended expired, unsent; there is nothing more
+// for asynq to do.
+func (h *Handler) logExpired(log zerolog.Logger) error {
 	log.Warn().Msg("mms expired before it could be sent")
 	return nil
 }
