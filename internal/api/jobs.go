@@ -111,7 +111,7 @@ func (s *server) send(c echo.Context) error {
 		job.Status = mms.StatusScheduled
 		later = append(later, asynq.ProcessAt(msg.SendAt))
 	}
-	t, err := task.NewSend(job.ID, prio, later...)
+	t, err := task.NewSend(job, later...)
 	if err != nil {
 		return err
 	}

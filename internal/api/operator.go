@@ -77,7 +77,7 @@ func (s *server) retryJob(c echo.Context) error {
 	err = s.deps.Tasks.RunTask(j.Priority.Queue(), id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		var t *asynq.Task
-		if t, err = task.NewSend(id, j.Priority); err == nil {
+		if t, err = task.NewSend(j); err == nil {
 			_, err = s.deps.Queue.EnqueueContext(ctx, t)
 		}
 		if errors.Is(err, asynq.ErrTaskIDConflict) {

@@ -25,6 +25,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/ratelimit"
 	"github.com/mmsgate/mmsgate/internal/redisconn"
 	"github.com/mmsgate/mmsgate/internal/sinch"
 	"github.com/mmsgate/mmsgate/internal/worker"
@@ -152,6 +153,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		WriteTimeout:   cfg.RedisTimeout,
 		Circuit:        circuit,
 		Metrics:        m,
+		Limits:         limits(cfg, rdb, log),
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,
@@ -169,6 +171,31 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	srv.Shutdown()
 	log.Info().Msg("worker stopped")
 	return nil
+}
+
+// limits builds the shared send rate limits from the settings; nil when
+// none is set.
+func limits(cfg config.Worker, rdb redis.UniversalClient, log zerolog.Logger) *worker.Limits {
+	if cfg.SinchRateLimit == 0 && len(cfg.QueueRateLimits) == 0 && cfg.SenderRateLimit == 0 {
+		log.Warn().Msg("no send rate limit set (SINCH_RATE_LIMIT): Sinch queues what exceeds the plan's rate, " +
+			"and high-priority messages wait behind it there")
+		return nil
+	}
+	l := &worker.Limits{
+		Limiter:     ratelimit.New(rdb),
+		Plan:        ratelimit.Plan(cfg.SinchRateLimit, cfg.SinchRateBurst),
+		Queues:      make(map[string]ratelimit.Limit, len(cfg.QueueRateLimits)),
+		SenderRate:  cfg.SenderRateLimit,
+		SenderBurst: cfg.SenderRateLimit,
+		MaxWait:     cfg.RateWaitMax,
+	}
+	for q, rate := range cfg.QueueRateLimits {
+		name := mms.Priority(q).Queue()
+		l.Queues[name] = ratelimit.Queue(name, rate, 0)
+	}
+	log.Info().Float64("plan_rate", cfg.SinchRateLimit).Interface("queue_rates", cfg.QueueRateLimits).
+		Float64("sender_rate", cfg.SenderRateLimit).Msg("send rate limits on, in recipients per second")
+	return l
 }
 
 // Main runs one mmsgate process: it reads the settings, builds the logger,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mmsgate/mmsgate/internal/app"
@@ -41,8 +42,14 @@ type stack struct {
 	redis *redistest.Server
 	rdb   *redis.Client
 	logs  *syncBuffer
-	// stopWorker stops the worker as SIGTERM does and waits for it to exit.
+	// stopWorker stops the workers as SIGTERM does and waits for them to
+	// exit.
 	stopWorker func()
+
+	ctx       context.Context
+	log       zerolog.Logger
+	workerCfg config.Worker
+	workers   sync.WaitGroup
 }
 
 type syncBuffer struct {
@@ -69,6 +76,8 @@ type options struct {
 	noWorker    bool
 	simLatency  time.Duration
 	metricsAddr string
+	// workers is how many worker processes run (default one).
+	workers int
 }
 
 func setup(t *testing.T, o options) *stack {
@@ -118,6 +127,7 @@ func setup(t *testing.T, o options) *stack {
 		AuthRetryDelay:  100 * time.Millisecond,
 		ShutdownTimeout: 3 * time.Second,
 		PollInterval:    100 * time.Millisecond,
+		RateWaitMax:     time.Second,
 
 		CircuitThreshold:     50,
 		CircuitProbeInterval: 200 * time.Millisecond,
@@ -136,28 +146,41 @@ func setup(t *testing.T, o options) *stack {
 			close(addr)
 		}
 	}()
-	workerCtx, stopWorker := context.WithCancel(ctx)
-	workerDone := make(chan struct{})
-	if o.noWorker {
-		close(workerDone)
-	} else {
-		go func() {
-			defer close(workerDone)
-			if err := app.RunWorker(workerCtx, workerCfg, log.With().Str("service", "worker").Logger()); err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		}()
-	}
+	st := &stack{sim: sim, redis: rs, rdb: rs.Client(t), logs: logs, ctx: ctx, workerCfg: workerCfg,
+		log: log}
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		<-workerDone
+		st.workers.Wait()
 	})
+	if !o.noWorker {
+		st.startWorkers(t, max(o.workers, 1), nil)
+	}
 
 	a, ok := <-addr
 	require.True(t, ok, "api did not start")
-	return &stack{url: "http://" + a, sim: sim, redis: rs, rdb: rs.Client(t), logs: logs,
-		stopWorker: func() { stopWorker(); <-workerDone }}
+	st.url = "http://" + a
+	return st
+}
+
+// startWorkers starts n worker processes, with tune applied to their
+// settings, until the test ends or stopWorker is called.
+func (s *stack) startWorkers(t *testing.T, n int, tune func(*config.Worker)) {
+	t.Helper()
+	cfg := s.workerCfg
+	if tune != nil {
+		tune(&cfg)
+	}
+	ctx, stop := context.WithCancel(s.ctx)
+	for i := range n {
+		wlog := s.log.With().Str("service", "worker").Int("worker", i).Logger()
+		s.workers.Go(func() {
+			if err := app.RunWorker(ctx, cfg, wlog); err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
+	}
+	s.stopWorker = func() { stop(); s.workers.Wait() }
 }
 
 type response struct {

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -128,6 +129,20 @@ type Worker struct {
 	// MetricsAddr is where the worker serves /metrics and /healthz, e.g.
 	// 127.0.0.1:9091; empty (the default) turns that server off.
 	MetricsAddr string `envconfig:"METRICS_ADDR"`
+
+	// SinchRateLimit is the service plan's rate in recipients per second,
+	// shared by every worker; 0 sends as fast as the workers go.
+	// SinchRateBurst is how many may go at once; 0 means one second's worth.
+	SinchRateLimit float64 `envconfig:"SINCH_RATE_LIMIT" default:"0"`
+	SinchRateBurst float64 `envconfig:"SINCH_RATE_BURST" default:"0"`
+	// QueueRateLimits caps single queues within the plan's rate, e.g.
+	// "bulk:20,normal:40" (recipients per second).
+	QueueRateLimits map[string]float64 `envconfig:"QUEUE_RATE_LIMITS"`
+	// SenderRateLimit caps each sender number, as carriers do; 0 is none.
+	SenderRateLimit float64 `envconfig:"SENDER_RATE_LIMIT" default:"0"`
+	// RateWaitMax is the longest a send waits in place for room; longer
+	// waits put the task back in its queue.
+	RateWaitMax time.Duration `envconfig:"RATE_WAIT_MAX" default:"1s"`
 }
 
 // LoadAPI reads the API's settings from the environment.
@@ -289,6 +304,33 @@ func (c Worker) Validate() error {
 	}
 	if c.CircuitProbeInterval < 100*time.Millisecond {
 		return errors.New("CIRCUIT_PROBE_INTERVAL: must be at least 100ms")
+	}
+	return c.validateRates()
+}
+
+func (c Worker) validateRates() error {
+	for _, r := range []struct {
+		name  string
+		value float64
+	}{
+		{"SINCH_RATE_LIMIT", c.SinchRateLimit},
+		{"SINCH_RATE_BURST", c.SinchRateBurst},
+		{"SENDER_RATE_LIMIT", c.SenderRateLimit},
+	} {
+		if r.value < 0 || math.IsNaN(r.value) || math.IsInf(r.value, 0) {
+			return fmt.Errorf("%s: must be a number of recipients per second, 0 or more", r.name)
+		}
+	}
+	for q, rate := range c.QueueRateLimits {
+		if !mms.Priority(q).Valid() {
+			return fmt.Errorf("QUEUE_RATE_LIMITS: %q is not one of high, normal, bulk", q)
+		}
+		if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+			return fmt.Errorf("QUEUE_RATE_LIMITS: the rate of %s must be above 0", q)
+		}
+	}
+	if c.RateWaitMax < 10*time.Millisecond || c.RateWaitMax > time.Minute {
+		return errors.New("RATE_WAIT_MAX: must be between 10ms and 1m")
 	}
 	return nil
 }

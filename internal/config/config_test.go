@@ -30,6 +30,7 @@ var vars = []string{
 	"API_RATE_LIMIT", "API_RATE_BURST", "OPS_USERNAME", "OPS_PASSWORD", "OPS_READ_WRITE", "SHUTDOWN_TIMEOUT",
 	"SINCH_API_BASE_URL", "SINCH_SERVICE_PLAN_ID", "SINCH_API_TOKEN", "SINCH_TIMEOUT", "WORKER_CONCURRENCY",
 	"RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "AUTH_RETRY_DELAY", "WORKER_POLL_INTERVAL",
+	"SINCH_RATE_LIMIT", "SINCH_RATE_BURST", "QUEUE_RATE_LIMITS", "SENDER_RATE_LIMIT", "RATE_WAIT_MAX",
 }
 
 // env unsets every variable, then sets the given name, value pairs. t.Setenv
@@ -87,6 +88,20 @@ func TestLoadWorkerDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
 	require.Equal(t, 10*time.Second, c.RetryBaseDelay)
 	require.Equal(t, 30*time.Minute, c.RetryMaxDelay)
+	require.Zero(t, c.SinchRateLimit, "no rate limit unless one is set")
+	require.Equal(t, time.Second, c.RateWaitMax)
+}
+
+func TestLoadWorkerRates(t *testing.T) {
+	env(t, append(append([]string{}, workerEnv...), "SINCH_RATE_LIMIT", "30", "SINCH_RATE_BURST", "45",
+		"QUEUE_RATE_LIMITS", "bulk:20,normal:25.5", "SENDER_RATE_LIMIT", "0.5")...)
+
+	c, err := config.LoadWorker()
+	require.NoError(t, err)
+	require.Equal(t, 30.0, c.SinchRateLimit)
+	require.Equal(t, 45.0, c.SinchRateBurst)
+	require.Equal(t, map[string]float64{"bulk": 20, "normal": 25.5}, c.QueueRateLimits)
+	require.Equal(t, 0.5, c.SenderRateLimit)
 }
 
 func TestLoadAPIMissingKey(t *testing.T) {
@@ -235,6 +250,14 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"worker", "RETRY_MAX_DELAY", []string{"RETRY_MAX_DELAY", "5s"}, "RETRY_BASE_DELAY"},
 		{"worker", "AUTH_RETRY_DELAY", []string{"AUTH_RETRY_DELAY", "0s"}, ""},
 		{"worker", "WORKER_POLL_INTERVAL", []string{"WORKER_POLL_INTERVAL", "-1s"}, ""},
+		{"worker", "SINCH_RATE_LIMIT", []string{"SINCH_RATE_LIMIT", "-5"}, ""},
+		{"worker", "SINCH_RATE_LIMIT", []string{"SINCH_RATE_LIMIT", "NaN"}, ""},
+		{"worker", "SINCH_RATE_BURST", []string{"SINCH_RATE_BURST", "-1"}, ""},
+		{"worker", "SENDER_RATE_LIMIT", []string{"SENDER_RATE_LIMIT", "+Inf"}, ""},
+		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "marketing:10"}, ""},
+		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:0"}, ""},
+		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:fast"}, ""},
+		{"worker", "RATE_WAIT_MAX", []string{"RATE_WAIT_MAX", "2m"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.process+" "+strings.Join(tt.kv, "="), func(t *testing.T) {

@@ -40,6 +40,8 @@ const (
 	fExpire    = "exp"
 	fHistory   = "h"
 	fSendAt    = "sat"
+	fCampaign  = "cid"
+	fRateCap   = "rc"
 )
 
 // maxEvents is how many history entries a job keeps: the first ones of a
@@ -92,6 +94,12 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 	}
 	if !j.Message.SendAt.IsZero() {
 		args = append(args, fSendAt, ms(j.Message.SendAt))
+	}
+	if j.CampaignID != "" {
+		args = append(args, fCampaign, j.CampaignID)
+	}
+	if j.RateCap > 0 {
+		args = append(args, fRateCap, strconv.FormatFloat(j.RateCap, 'g', -1, 64))
 	}
 	created, err := createScript.Run(ctx, s.rdb, []string{key(j.ID)}, args...).Int()
 	if err != nil {
@@ -244,7 +252,9 @@ func decode(id string, h map[string]string) (*mms.Job, error) {
 		Priority:     mms.Priority(h[fPriority]),
 		Reference:    h[fReference],
 		SinchBatchID: h[fBatchID],
+		CampaignID:   h[fCampaign],
 	}
+	j.RateCap, _ = strconv.ParseFloat(h[fRateCap], 64)
 	if err := json.Unmarshal([]byte(h[fMessage]), &j.Message); err != nil {
 		return nil, fmt.Errorf("job %s: decode message: %w", id, err)
 	}

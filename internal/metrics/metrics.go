@@ -17,6 +17,8 @@ type Worker struct {
 	circuitOpen  prometheus.Gauge
 	sinchCalls   *prometheus.CounterVec
 	sinchLatency prometheus.Histogram
+	rateWaits    *prometheus.CounterVec
+	rateWaited   *prometheus.CounterVec
 }
 
 // NewWorker registers the worker's metrics.
@@ -36,8 +38,16 @@ func NewWorker() *Worker {
 			Help:    "Time taken by calls to Sinch's batches endpoint.",
 			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}),
+		rateWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mmsgate_rate_limit_waits_total",
+			Help: "Sends that found the rate limits full, by queue and how they waited (in_place, requeued).",
+		}, []string{"queue", "how"}),
+		rateWaited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mmsgate_rate_limit_wait_seconds_total",
+			Help: "Time sends spent waiting in place for room in the rate limits, by queue.",
+		}, []string{"queue"}),
 	}
-	w.reg.MustRegister(w.circuitOpen, w.sinchCalls, w.sinchLatency,
+	w.reg.MustRegister(w.circuitOpen, w.sinchCalls, w.sinchLatency, w.rateWaits, w.rateWaited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return w
 }
@@ -62,6 +72,18 @@ func (w *Worker) SinchCall(outcome string, d time.Duration) {
 	}
 	w.sinchCalls.WithLabelValues(outcome).Inc()
 	w.sinchLatency.Observe(d.Seconds())
+}
+
+// RateLimitWait records a send that waited for the rate limits: "in_place"
+// for d, or "requeued" for later.
+func (w *Worker) RateLimitWait(queue, how string, d time.Duration) {
+	if w == nil {
+		return
+	}
+	w.rateWaits.WithLabelValues(queue, how).Inc()
+	if d > 0 {
+		w.rateWaited.WithLabelValues(queue).Add(d.Seconds())
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

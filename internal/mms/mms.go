@@ -74,6 +74,10 @@ type Job struct {
 	// History lists the job's status changes, oldest first, the most
 	// recent ones only.
 	History []Event
+	// CampaignID is the campaign the job belongs to, if any, and RateCap
+	// that campaign's rate cap in recipients per second (0: none).
+	CampaignID string
+	RateCap    float64
 }
 
 // Event is one status change of a job, with the reason code of a failure.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/ratelimit"
 	"github.com/mmsgate/mmsgate/internal/redistest"
 	"github.com/mmsgate/mmsgate/internal/sinch"
 	"github.com/mmsgate/mmsgate/internal/sinchsim"
@@ -629,4 +630,42 @@ func TestProcessGivesUpWhenDoubtCannotBeSettled(t *testing.T) {
 	require.Equal(t, mms.StatusFailed, job.Status)
 	require.Equal(t, "outcome_unknown", job.LastError.Code)
 	require.Equal(t, 2+maxExtraChecks, job.Attempts)
+}
+
+// TestRateLimitWaitKeepsJob: a send that finds the shared rate limit full
+// for longer than it may wait in place is put back without touching the
+// job: no status change, no attempt spent, nothing sent.
+func TestRateLimitWaitKeepsJob(t *testing.T) {
+	b := setup(t, options{})
+	limiter := ratelimit.New(b.rdb)
+	plan := ratelimit.Plan(1, 1) // one recipient a second
+	b.h.cfg.Limits = &Limits{Limiter: limiter, Plan: plan, MaxWait: 50 * time.Millisecond}
+	res, err := limiter.Take(context.Background(), 1, 0, plan)
+	require.NoError(t, err)
+	require.True(t, res.OK, "fill the limit")
+
+	j := b.create(t, 3)
+	p, err := json.Marshal(task.SendFor(j))
+	require.NoError(t, err)
+	err = b.h.ProcessTask(context.Background(), asynq.NewTask(task.TypeSend, p))
+	delay := requireRetry(t, err, false)
+	require.Greater(t, delay, time.Second, "two recipients need two seconds of room")
+
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusQueued, got.Status)
+	require.Zero(t, got.Attempts)
+	require.Empty(t, b.sim.Batches())
+
+	// A short wait is held in place, and then the job goes: at 20
+	// recipients a second, the two need 100 ms of room once the limit is
+	// full again.
+	require.NoError(t, b.rdb.Del(context.Background(), "{mmsgate:rate}:plan").Err())
+	b.h.cfg.Limits.Plan = ratelimit.Plan(20, 1)
+	b.h.cfg.Limits.MaxWait = time.Second
+	res, err = limiter.Take(context.Background(), 1, 0, b.h.cfg.Limits.Plan)
+	require.NoError(t, err)
+	require.True(t, res.OK)
+	require.NoError(t, b.h.ProcessTask(context.Background(), asynq.NewTask(task.TypeSend, p)))
+	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status)
+	require.Len(t, b.sim.Batches(), 1)
 }

@@ -40,6 +40,8 @@ type Config struct {
 	Circuit *Circuit
 	// Metrics, if set, counts Sinch calls.
 	Metrics *metrics.Worker
+	// Limits, if set, holds sends to the shared rate limits.
+	Limits *Limits
 }
 
 // errPaused is the reason a task waits while the circuit is open.
@@ -77,6 +79,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
 		}
 		return &retryError{delay: h.cfg.Circuit.Wait(), counted: false, err: errPaused}
+	}
+	// Room in the rate limits is taken before the job is claimed, so that
+	// a send waiting for room keeps its status and its attempts.
+	if err := h.admit(ctx, p); err != nil {
+		return err
 	}
 
 	a, err := h.store.Begin(ctx, p.JobID)
