@@ -14,6 +14,10 @@ demo: ## send one MMS end to end on embedded Redis and the Sinch simulator
 test: ## run every test (real redis-server when installed, else embedded Redis)
 	$(GO) run ./scripts/test
 
+.PHONY: bench
+bench: ## measure throughput, latency and Redis memory against the targets (BENCH_FLAGS=-quick for a short run)
+	$(GO) run ./scripts/bench $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: ## go vet and a gofmt check
 	$(GO) vet ./...

@@ -13,18 +13,17 @@
 package redistest
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mmsgate/mmsgate/internal/redistest/redisproc"
 )
 
 // Server is a Redis started for one test.
@@ -111,135 +110,27 @@ func StartPersistent(tb testing.TB) *Server {
 	return startServer(tb, "--appendonly", "yes", "--appendfsync", "everysec")
 }
 
-// redisProc is one redis-server, which Restart replaces by a new process on
-// the same socket and folder.
-type redisProc struct {
-	bin  string
-	args []string
-	dir  string
-	url  string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed once cmd has exited
-}
-
 func startServer(tb testing.TB, persistence ...string) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	bin, err := redisproc.Binary()
 	if err != nil {
 		tb.Fatalf("MMSGATE_TEST_REDIS=server but redis-server is not on the PATH: %v", err)
 	}
-	// A short folder name: unix socket paths are limited to about 100 bytes.
-	dir, err := os.MkdirTemp("", "mmsredis-")
+	p, err := redisproc.Start(bin, persistence...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sock := filepath.Join(dir, "redis.sock")
-
-	p := &redisProc{bin: bin, dir: dir, url: "unix://" + sock}
-	p.args = append([]string{
-		"--port", "0",
-		"--unixsocket", sock,
-		"--unixsocketperm", "700",
-		"--dir", dir,
-		"--daemonize", "no",
-		"--loglevel", "warning",
-		"--logfile", filepath.Join(dir, "redis.log"),
-		"--maxmemory-policy", "noeviction",
-	}, persistence...)
-	tb.Cleanup(func() {
-		p.kill()
-		_ = os.RemoveAll(dir)
-	})
-	p.start(tb)
+	tb.Cleanup(p.Close)
 
 	var once sync.Once
-	stop := func() { once.Do(p.kill) }
-	return &Server{URL: p.url, stop: stop, restart: p.restart}
-}
-
-// start runs a new redis-server and waits until it answers.
-func (p *redisProc) start(tb testing.TB) {
-	tb.Helper()
-	cmd := exec.Command(p.bin, p.args...)
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
-
-	if err := waitReady(p.url, 10*time.Second); err != nil {
-		logText, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-		tb.Fatalf("redis-server did not come up: %v\n%s", err, logText)
-	}
-}
-
-// kill ends the current process at once, if there is one.
-func (p *redisProc) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
-
-// restart stops the server as an operator would, with SIGTERM, which makes
-// redis-server sync its append-only file and exit; then, after down, starts
-// it again on the same socket and folder, where it reloads its data.
-func (p *redisProc) restart(tb testing.TB, down time.Duration) {
-	tb.Helper()
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		tb.Fatalf("stop redis-server: %v", err)
-	}
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		logText, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-		tb.Fatalf("redis-server did not exit within 15s of SIGTERM\n%s", logText)
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
-		logText, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-		tb.Fatalf("redis-server exited with status %d on SIGTERM\n%s", code, logText)
-	}
-
-	time.Sleep(down)
-	p.start(tb)
-}
-
-func waitReady(url string, limit time.Duration) error {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	deadline := time.Now().Add(limit)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
+	stop := func() { once.Do(p.Kill) }
+	restart := func(tb testing.TB, down time.Duration) {
+		tb.Helper()
+		if err := p.Restart(down); err != nil {
+			tb.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	return &Server{URL: p.URL, stop: stop, restart: restart}
 }
 
 // Client returns a client for s, closed when the test ends.
