@@ -71,34 +71,56 @@ func fingerprint(j *mms.Job, expirySet bool) string {
 // reservation now held, to be released if the job cannot be created.
 func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *mms.Job, expirySet bool) (
 	*mms.Job, *jobstore.Reservation, error) {
-	r := jobstore.Reservation{Fingerprint: fingerprint(job, expirySet), JobID: job.ID, At: time.Now().UTC()}
+	return reserveFor(ctx, s, c, keyScope(c), key, fingerprint(job, expirySet), job.ID,
+		func(ctx context.Context, id string) (*mms.Job, error) {
+			earlier, err := s.deps.Store.Get(ctx, id)
+			if err == nil && s.orphaned(ctx, earlier) {
+				// A request that failed and could not clean up after itself
+				// (Redis went away mid-way): its job has no task and will
+				// never run. Remove it and serve this request afresh.
+				if derr := s.deps.Store.Delete(ctx, earlier.ID); derr != nil {
+					return nil, derr
+				}
+				return nil, errOrphan
+			}
+			return earlier, err
+		})
+}
+
+// errOrphan is what a lookup for reserveFor returns for a thing it found
+// useless and removed: its key may be taken over at once.
+var errOrphan = errors.New("orphan removed")
+
+// reserveFor claims an Idempotency-Key, in the given scope, for a request
+// with fingerprint fp that creates the thing with the given ID. It returns
+// the thing an earlier request with the key created, read by find (which
+// returns mms.ErrNotFound when there is none), to be answered again; or the
+// reservation now held, to be released if the thing cannot be created.
+func reserveFor[T any](ctx context.Context, s *server, c echo.Context, scope, key, fp, id string,
+	find func(context.Context, string) (T, error)) (T, *jobstore.Reservation, error) {
+	var none T
+	r := jobstore.Reservation{Fingerprint: fp, JobID: id, At: time.Now().UTC()}
 	var expect *jobstore.Reservation
 	for range 3 {
-		prev, err := s.deps.Store.Reserve(ctx, keyScope(c), key, r, expect, s.cfg.IdempotencyTTL)
+		prev, err := s.deps.Store.Reserve(ctx, scope, key, r, expect, s.cfg.IdempotencyTTL)
 		if err != nil {
 			reqLog(c, s.deps.Log).Warn().Err(err).Msg("idempotency key not reserved")
-			return nil, nil, errUnavailable()
+			return none, nil, errUnavailable()
 		}
 		if prev == nil {
-			return nil, &r, nil
+			return none, &r, nil
 		}
 		if prev.JobID == "" {
 			expect = nil // it vanished: try a plain reservation again
 			continue
 		}
 		if prev.Fingerprint != r.Fingerprint {
-			return nil, nil, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			return none, nil, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
 				Message: "this Idempotency-Key was used with a different request"}
 		}
 
-		earlier, err := s.deps.Store.Get(ctx, prev.JobID)
-		if err == nil && s.orphaned(ctx, earlier) {
-			// A request that failed and could not clean up after itself
-			// (Redis went away mid-way): its job has no task and will never
-			// run. Remove it and serve this request afresh.
-			if derr := s.deps.Store.Delete(ctx, earlier.ID); derr != nil {
-				return nil, nil, errUnavailable()
-			}
+		earlier, err := find(ctx, prev.JobID)
+		if errors.Is(err, errOrphan) {
 			err = mms.ErrNotFound
 			prev.At = time.Time{} // stale at once
 		}
@@ -106,14 +128,14 @@ func (s *server) reserve(ctx context.Context, c echo.Context, key string, job *m
 		case err == nil:
 			return earlier, nil, nil
 		case !errors.Is(err, mms.ErrNotFound):
-			return nil, nil, errUnavailable()
+			return none, nil, errUnavailable()
 		case time.Since(prev.At) < staleAfter:
-			return nil, nil, &Error{Status: http.StatusConflict, Code: "idempotency_key_in_progress",
+			return none, nil, &Error{Status: http.StatusConflict, Code: "idempotency_key_in_progress",
 				Message: "a request with this Idempotency-Key is under way", RetryAfter: 1}
 		}
 		expect = prev // a request that failed long ago: take its key over
 	}
-	return nil, nil, errUnavailable()
+	return none, nil, errUnavailable()
 }
 
 // orphaned reports whether a queued job has no task to run it: the request

@@ -174,11 +174,7 @@ func (s *server) undo(c echo.Context, id, idemKey string, held *jobstore.Reserva
 	defer cancel()
 	log := reqLog(c, s.deps.Log)
 	if held != nil {
-		// Best effort: a reservation left behind is taken over once it is
-		// stale, since its job never appeared.
-		if err := s.deps.Store.Release(ctx, keyScope(c), idemKey, *held); err != nil {
-			log.Warn().Err(err).Msg("idempotency key not released")
-		}
+		s.releaseKey(c, keyScope(c), idemKey, *held)
 	}
 	if err := s.deps.Store.Delete(ctx, id); err != nil {
 		log.Error().Err(err).AnErr("cause", cause).

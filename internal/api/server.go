@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -16,8 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/suppress"
 	"github.com/mmsgate/mmsgate/internal/worker"
 )
 
@@ -31,6 +32,16 @@ type Config struct {
 	APIKeys      []string
 	Rules        mms.Rules
 	MaxBodyBytes int64
+	// MaxBulkBodyBytes caps the body of bulk endpoints, such as the import
+	// of suppressions; zero means DefaultMaxBulkBodyBytes, or MaxBodyBytes
+	// if that is larger.
+	MaxBulkBodyBytes int64
+	// CampaignBatchSize is how many recipients go in one batch of a
+	// campaign, one job each.
+	CampaignBatchSize int
+	// BulkTimeout is the extra time the Redis work of a bulk request (a
+	// campaign, an import) may take beyond RedisTimeout.
+	BulkTimeout time.Duration
 	// RateLimit is requests per second per API key; 0 turns it off.
 	RateLimit int
 	RateBurst int
@@ -58,6 +69,10 @@ type Deps struct {
 	Queue Enqueuer
 	Tasks Tasks
 	Log   zerolog.Logger
+	// Suppress is the suppression list.
+	Suppress *suppress.Store
+	// Campaigns keeps campaigns.
+	Campaigns *campaign.Store
 }
 
 type server struct {
@@ -67,6 +82,9 @@ type server struct {
 
 // New returns the API's HTTP handler.
 func New(cfg Config, deps Deps) *echo.Echo {
+	if cfg.CampaignBatchSize <= 0 || cfg.CampaignBatchSize > mms.MaxRecipients {
+		cfg.CampaignBatchSize = mms.MaxRecipients
+	}
 	s := &server{cfg: cfg, deps: deps}
 	log := deps.Log
 
@@ -85,7 +103,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 			},
 		}),
 		securityHeaders,
-		middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)+"B"),
+		bodyLimit(cfg.MaxBodyBytes), // a route may set its own: see withBodyLimit
 	)
 
 	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
@@ -106,6 +124,15 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	get("/api/mms/jobs/:id", s.getJob, mw...)
 	e.DELETE("/api/mms/jobs/:id", s.cancelJob, mw...)
 	e.POST("/api/mms/jobs/:id/retry", s.retryJob, mw...)
+	bulk := withBodyLimit(mw, cfg.bulkBodyLimit())
+	e.POST("/api/mms/campaigns", s.createCampaign, bulk...)
+	get("/api/mms/campaigns/:id", s.getCampaign, mw...)
+	get("/api/mms/campaigns/:id/jobs", s.listCampaignJobs, mw...)
+	e.DELETE("/api/mms/campaigns/:id", s.cancelCampaign, mw...)
+	e.POST("/api/mms/suppressions", s.importSuppressions, bulk...)
+	e.PUT("/api/mms/suppressions/:number", s.putSuppression, mw...)
+	get("/api/mms/suppressions/:number", s.getSuppression, mw...)
+	e.DELETE("/api/mms/suppressions/:number", s.deleteSuppression, mw...)
 
 	if cfg.Ops != nil {
 		mountOps(e, *cfg.Ops, log)

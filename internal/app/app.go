@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mmsgate/mmsgate/internal/api"
+	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/logging"
@@ -28,6 +29,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/ratelimit"
 	"github.com/mmsgate/mmsgate/internal/redisconn"
 	"github.com/mmsgate/mmsgate/internal/sinch"
+	"github.com/mmsgate/mmsgate/internal/suppress"
 	"github.com/mmsgate/mmsgate/internal/worker"
 )
 
@@ -61,18 +63,26 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		RedisTimeout: cfg.RedisTimeout,
 		MaxAttempts:  cfg.MaxAttempts,
 
-		IdempotencyTTL: cfg.IdempotencyTTL,
+		IdempotencyTTL:   cfg.IdempotencyTTL,
+		MaxBulkBodyBytes: cfg.MaxBulkBodyBytes,
+
+		CampaignBatchSize: cfg.CampaignBatchSize,
+		BulkTimeout:       bulkTimeout,
 	}
 	if cfg.OpsUser != "" {
 		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),
 			ReadWrite: cfg.OpsReadWrite, Redis: redisconn.ConnOpt{Opt: opt}}
 	}
+	store := jobstore.New(rdb, cfg.JobRetention)
 	e := api.New(acfg, api.Deps{
 		Redis: rdb,
-		Store: jobstore.New(rdb, cfg.JobRetention),
+		Store: store,
 		Queue: queue,
 		Tasks: asynq.NewInspectorFromRedisClient(rdb),
 		Log:   log,
+
+		Suppress:  suppress.New(rdb),
+		Campaigns: campaign.New(rdb, store, cfg.JobRetention),
 	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
@@ -147,13 +157,16 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	go circuit.Run(cctx)
 
 	backoff := worker.Backoff{Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay}
-	h := worker.NewHandler(jobstore.New(rdb, cfg.JobRetention), client, worker.Config{
+	store := jobstore.New(rdb, cfg.JobRetention)
+	campaigns := campaign.New(rdb, store, cfg.JobRetention)
+	h := worker.NewHandler(store, client, worker.Config{
 		Backoff:        backoff,
 		AuthRetryDelay: cfg.AuthRetryDelay,
 		WriteTimeout:   cfg.RedisTimeout,
 		Circuit:        circuit,
 		Metrics:        m,
 		Limits:         limits(cfg, rdb, log),
+		Campaigns:      campaigns,
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,
@@ -161,6 +174,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		PollInterval:    cfg.PollInterval,
 		Backoff:         backoff,
 	}, h, log)
+	queue := asynq.NewClientFromRedisClient(rdb)
+	mux.Handle(campaign.TypeExpand, campaign.NewExpander(campaigns, queue, log))
 
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -172,6 +187,10 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	log.Info().Msg("worker stopped")
 	return nil
 }
+
+// bulkTimeout is the extra time the Redis work of a bulk request, such as
+// a campaign of 100,000 recipients, may take beyond REDIS_TIMEOUT.
+const bulkTimeout = 10 * time.Second
 
 // limits builds the shared send rate limits from the settings; nil when
 // none is set.

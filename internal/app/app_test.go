@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -78,6 +79,8 @@ type options struct {
 	metricsAddr string
 	// workers is how many worker processes run (default one).
 	workers int
+	// batchSize is the campaigns' batch size (default 1000).
+	batchSize int
 }
 
 func setup(t *testing.T, o options) *stack {
@@ -111,6 +114,8 @@ func setup(t *testing.T, o options) *stack {
 		RateBurst:       o.rateLimit,
 		ShutdownTimeout: 2 * time.Second,
 		IdempotencyTTL:  24 * time.Hour,
+
+		CampaignBatchSize: cmp.Or(o.batchSize, 1000),
 	}
 	if o.ops {
 		apiCfg.OpsUser, apiCfg.OpsPassword = "operator", opsPass

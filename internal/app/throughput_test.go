@@ -2,7 +2,7 @@ package app_test
 
 import (
 	"fmt"
-		"slices"
+	"slices"
 	"strings"
 	"sync"
 	"testing"

@@ -72,6 +72,12 @@ type API struct {
 	DefaultRegion string `envconfig:"DEFAULT_REGION" default:"US"`
 	// MaxBodyBytes caps the size of a request body.
 	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// MaxBulkBodyBytes caps the body of bulk endpoints (the import of
+	// suppressions), which take far more than one message.
+	MaxBulkBodyBytes int64 `envconfig:"BULK_MAX_BODY_BYTES" default:"16777216"`
+	// CampaignBatchSize is how many recipients go in one Sinch batch, one
+	// job, of a campaign.
+	CampaignBatchSize int `envconfig:"CAMPAIGN_BATCH_SIZE" default:"1000"`
 	// RateLimit is the number of requests one API key may make per second,
 	// counted in Redis across all API processes; 0 turns the limit off.
 	RateLimit int `envconfig:"API_RATE_LIMIT" default:"200"`
@@ -203,6 +209,9 @@ func (c Common) Validate() error {
 	return nil
 }
 
+// maxBulkBody bounds BULK_MAX_BODY_BYTES: a bulk body is read whole.
+const maxBulkBody = 256 << 20
+
 // Validate checks the API's settings.
 func (c API) Validate() error {
 	if err := c.Common.Validate(); err != nil {
@@ -221,6 +230,10 @@ func (c API) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("MAX_BODY_BYTES: must be at least 1024")
+	}
+	// Zero means the API's default: 16 MiB, or MAX_BODY_BYTES if larger.
+	if c.MaxBulkBodyBytes != 0 && (c.MaxBulkBodyBytes < c.MaxBodyBytes || c.MaxBulkBodyBytes > maxBulkBody) {
+		return fmt.Errorf("BULK_MAX_BODY_BYTES: must be at least MAX_BODY_BYTES and at most %d (256 MiB)", maxBulkBody)
 	}
 	if c.RateLimit < 0 {
 		return errors.New("API_RATE_LIMIT: must not be negative")
@@ -248,6 +261,9 @@ func (c API) Validate() error {
 	}
 	if c.IdempotencyTTL < 24*time.Hour || c.IdempotencyTTL > c.JobRetention {
 		return errors.New("IDEMPOTENCY_TTL: must be at least 24h and at most JOB_RETENTION")
+	}
+	if c.CampaignBatchSize < 1 || c.CampaignBatchSize > mms.MaxRecipients {
+		return fmt.Errorf("CAMPAIGN_BATCH_SIZE: must be between 1 and %d (Sinch's limit per batch)", mms.MaxRecipients)
 	}
 	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
 		return fmt.Errorf("DEFAULT_REGION: %q is not a region code such as US, CA or GB", c.DefaultRegion)

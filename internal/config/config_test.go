@@ -27,10 +27,11 @@ const (
 var vars = []string{
 	"REDIS_URL", "REDIS_TIMEOUT", "LOG_LEVEL", "JOB_RETENTION", "MAX_ATTEMPTS",
 	"PORT", "LISTEN_HOST", "INTERNAL_API_KEY", "SINCH_MMS_NUMBER", "DEFAULT_REGION", "MAX_BODY_BYTES",
+	"BULK_MAX_BODY_BYTES",
 	"API_RATE_LIMIT", "API_RATE_BURST", "OPS_USERNAME", "OPS_PASSWORD", "OPS_READ_WRITE", "SHUTDOWN_TIMEOUT",
 	"SINCH_API_BASE_URL", "SINCH_SERVICE_PLAN_ID", "SINCH_API_TOKEN", "SINCH_TIMEOUT", "WORKER_CONCURRENCY",
 	"RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "AUTH_RETRY_DELAY", "WORKER_POLL_INTERVAL",
-	"SINCH_RATE_LIMIT", "SINCH_RATE_BURST", "QUEUE_RATE_LIMITS", "SENDER_RATE_LIMIT", "RATE_WAIT_MAX",
+	"CAMPAIGN_BATCH_SIZE", "SINCH_RATE_LIMIT", "SINCH_RATE_BURST", "QUEUE_RATE_LIMITS", "SENDER_RATE_LIMIT", "RATE_WAIT_MAX",
 }
 
 // env unsets every variable, then sets the given name, value pairs. t.Setenv
@@ -74,6 +75,8 @@ func TestLoadAPIDefaults(t *testing.T) {
 	require.Equal(t, []config.Secret{keyA}, c.APIKeys)
 	require.Equal(t, "US", c.DefaultRegion)
 	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
+	require.EqualValues(t, 1<<20, c.MaxBodyBytes)
+	require.EqualValues(t, 16<<20, c.MaxBulkBodyBytes)
 }
 
 func TestLoadWorkerDefaults(t *testing.T) {
@@ -225,12 +228,18 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"api", "INTERNAL_API_KEY", []string{"INTERNAL_API_KEY", "too-short"}, ""},
 		{"api", "INTERNAL_API_KEY", []string{"INTERNAL_API_KEY", "      padded-to-16     "}, ""},
 		{"api", "MAX_BODY_BYTES", []string{"MAX_BODY_BYTES", "1023"}, ""},
+		{"api", "BULK_MAX_BODY_BYTES", []string{"BULK_MAX_BODY_BYTES", "-1"}, ""},
+		{"api", "BULK_MAX_BODY_BYTES", []string{"BULK_MAX_BODY_BYTES", "268435457"}, ""},
+		{"api", "BULK_MAX_BODY_BYTES", []string{"BULK_MAX_BODY_BYTES", "65536", "MAX_BODY_BYTES", "65537"},
+			"MAX_BODY_BYTES"},
 		{"api", "API_RATE_LIMIT", []string{"API_RATE_LIMIT", "-1"}, ""},
 		{"api", "API_RATE_BURST", []string{"API_RATE_BURST", "-1"}, ""},
 		{"api", "OPS_PASSWORD", []string{"OPS_USERNAME", "operator"}, "OPS_USERNAME"},
 		{"api", "OPS_PASSWORD", []string{"OPS_PASSWORD", "ops-password-123"}, "OPS_USERNAME"},
 		{"api", "OPS_PASSWORD", []string{"OPS_USERNAME", "operator", "OPS_PASSWORD", "short-pass"}, ""},
 		{"api", "DEFAULT_REGION", []string{"DEFAULT_REGION", "USA"}, ""},
+		{"api", "CAMPAIGN_BATCH_SIZE", []string{"CAMPAIGN_BATCH_SIZE", "0"}, ""},
+		{"api", "CAMPAIGN_BATCH_SIZE", []string{"CAMPAIGN_BATCH_SIZE", "1001"}, ""},
 		{"api", "DEFAULT_REGION", []string{"DEFAULT_REGION", "ZZ"}, ""},
 		{"api", "SINCH_MMS_NUMBER", []string{"SINCH_MMS_NUMBER", "garbage"}, ""},
 		{"api", "SHUTDOWN_TIMEOUT", []string{"SHUTDOWN_TIMEOUT", "-1s"}, ""},

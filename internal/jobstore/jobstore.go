@@ -42,6 +42,7 @@ const (
 	fSendAt    = "sat"
 	fCampaign  = "cid"
 	fRateCap   = "rc"
+	fCount     = "n"
 )
 
 // maxEvents is how many history entries a job keeps: the first ones of a
@@ -85,6 +86,7 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 		fCreated, now,
 		fUpdated, now,
 		fHistory, fmt.Sprintf("%d %s\n", now, j.Status),
+		fCount, len(j.Message.To),
 	}
 	if j.Reference != "" {
 		args = append(args, fReference, j.Reference)
@@ -106,10 +108,13 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 		return fmt.Errorf("create job: %w", err)
 	}
 	if created == 0 {
-		return fmt.Errorf("create job %s: already exists", j.ID)
+		return fmt.Errorf("create job %s: %w", j.ID, ErrExists)
 	}
 	return nil
 }
+
+// ErrExists is returned by Create for a job ID that is taken.
+var ErrExists = errors.New("job exists already")
 
 // Delete removes a job record. The API uses it to undo a job it could not
 // enqueue.

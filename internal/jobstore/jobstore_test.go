@@ -168,7 +168,7 @@ func TestCreateExistingIDFails(t *testing.T) {
 	second.ID = first.ID
 	second.Message.To = []string{"+14155552671"}
 	err := b.store.Create(ctx, second)
-	require.ErrorContains(t, err, "already exists")
+	require.ErrorIs(t, err, ErrExists)
 	require.Equal(t, before, b.raw(t, first.ID), "the first record is untouched")
 }
 

@@ -107,7 +107,8 @@ return 1
 // cancelScript cancels a job that Sinch cannot hold yet: waiting, or
 // retrying after an attempt whose outcome is known. A job being sent, or
 // one whose last attempt may have reached Sinch, is left alone.
-// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
+// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms; optional ARGV[3] reason
+// code and ARGV[4] the error to record with it.
 // Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
 var cancelScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
@@ -116,7 +117,8 @@ local amb = redis.call('HGET', KEYS[1], 'amb')
 if not (st == 'queued' or st == 'scheduled' or (st == 'retrying' and amb ~= '1')) then
   return {'refused', st}
 end
-move_to(KEYS[1], ARGV[1], ARGV[2], 'canceled', '')
+move_to(KEYS[1], ARGV[1], ARGV[2], 'canceled', ARGV[3] or '')
+if ARGV[4] then redis.call('HSET', KEYS[1], 'err', ARGV[4]) end
 return {'ok', st}
 `)
 

@@ -207,39 +207,58 @@ const SinchMaxExpiry = 72 * time.Hour
 // problem found is reported, not only the first.
 func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 	var verr ValidationError
+	to := normalizeRecipients(r.To, rules.DefaultRegion, &verr)
+	msg, prio := content{
+		MediaURL: r.MediaURL, Message: r.Message, Subject: r.Subject, From: r.From,
+		Reference: r.Reference, Priority: r.Priority, SendAt: r.SendAt, ExpireAt: r.ExpireAt,
+	}.validate(rules, PriorityNormal, &verr)
+	msg.To = to
+	msg.Parameters = checkParameters(r.Parameters, r.Message, msg.To, rules.DefaultRegion, &verr)
+	return msg, prio, verr.err()
+}
+
+// content is what a send and a campaign share: everything but the
+// recipients and their values.
+type content struct {
+	MediaURL, Message, Subject, From, Reference string
+	Priority                                    Priority
+	SendAt, ExpireAt                            string
+}
+
+// validate checks c and returns the message without recipients, and the
+// priority, dflt when none is given.
+func (c content) validate(rules Rules, dflt Priority, verr *ValidationError) (Message, Priority) {
 	msg := Message{
-		MediaURL: r.MediaURL,
-		Text:     r.Message,
-		Subject:  r.Subject,
+		MediaURL: c.MediaURL,
+		Text:     c.Message,
+		Subject:  c.Subject,
 	}
+	checkMediaURL(c.MediaURL, verr)
 
-	msg.To = normalizeRecipients(r.To, rules.DefaultRegion, &verr)
-	checkMediaURL(r.MediaURL, &verr)
-
-	if n := utf8.RuneCountInString(r.Message); n > MaxText {
+	if n := utf8.RuneCountInString(c.Message); n > MaxText {
 		verr.add("message", "must be at most %d characters, got %d", MaxText, n)
 	}
-	if n := utf8.RuneCountInString(r.Subject); n > MaxSubject {
+	if n := utf8.RuneCountInString(c.Subject); n > MaxSubject {
 		verr.add("subject", "must be at most %d characters, got %d", MaxSubject, n)
 	}
-	if n := utf8.RuneCountInString(r.Reference); n > MaxReference {
+	if n := utf8.RuneCountInString(c.Reference); n > MaxReference {
 		verr.add("reference", "must be at most %d characters, got %d", MaxReference, n)
 	}
 	for _, f := range []struct{ name, value, allowed string }{
-		{"message", r.Message, "\n\r\t"},
-		{"subject", r.Subject, ""},
-		{"reference", r.Reference, ""},
+		{"message", c.Message, "\n\r\t"},
+		{"subject", c.Subject, ""},
+		{"reference", c.Reference, ""},
 	} {
 		if hasControl(f.value, f.allowed) {
 			verr.add(f.name, "must not contain control characters or invalid escapes")
 		}
 	}
 
-	from := strings.Trim(r.From, " ")
-	if from == "" && r.From != "" {
+	from := strings.Trim(c.From, " ")
+	if from == "" && c.From != "" {
 		verr.add("from", "is blank; leave it out to use the default sender")
 	}
-	if r.From == "" {
+	if c.From == "" {
 		from = rules.DefaultFrom
 	}
 	if from != "" {
@@ -250,11 +269,9 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 		msg.From = f
 	}
 
-	msg.Parameters = checkParameters(r.Parameters, r.Message, msg.To, rules.DefaultRegion, &verr)
-
-	prio := r.Priority
+	prio := c.Priority
 	if prio == "" {
-		prio = PriorityNormal
+		prio = dflt
 	}
 	if !prio.Valid() {
 		verr.add("priority", "must be one of high, normal, bulk")
@@ -263,13 +280,13 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 	if rules.Now != nil {
 		now = rules.Now()
 	}
-	msg.SendAt = schedule(r.SendAt, now, rules, &verr)
+	msg.SendAt = schedule(c.SendAt, now, rules, verr)
 	base := now
 	if msg.SendAt.After(now) {
 		base = msg.SendAt
 	}
-	msg.ExpireAt = expiry(r.ExpireAt, base, rules, &verr)
-	return msg, prio, verr.err()
+	msg.ExpireAt = expiry(c.ExpireAt, base, rules, verr)
+	return msg, prio
 }
 
 // schedule reads send_at, an RFC 3339 time with an offset; zero when absent.

@@ -7,6 +7,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/task"
@@ -33,10 +34,13 @@ type ServerConfig struct {
 // NewServer returns an asynq server and the mux that routes its tasks to h.
 func NewServer(conn asynq.RedisConnOpt, cfg ServerConfig, h *Handler,
 	log zerolog.Logger) (*asynq.Server, *asynq.ServeMux) {
-	queues := make(map[string]int, len(queueWeights))
+	queues := make(map[string]int, len(queueWeights)+1)
 	for p, w := range queueWeights {
 		queues[p.Queue()] = w
 	}
+	// Turning a campaign into jobs is quick and must not wait behind the
+	// sends of the campaigns before it.
+	queues[campaign.Queue] = queueWeights[mms.PriorityHigh]
 	srv := asynq.NewServer(conn, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   queues,

@@ -42,6 +42,14 @@ type Config struct {
 	Metrics *metrics.Worker
 	// Limits, if set, holds sends to the shared rate limits.
 	Limits *Limits
+	// Campaigns, if set, tells whether a job's campaign was canceled.
+	Campaigns CampaignChecker
+}
+
+// CampaignChecker tells whether a campaign was canceled;
+// *campaign.Store is one.
+type CampaignChecker interface {
+	Canceled(ctx context.Context, id string) (bool, error)
 }
 
 // errPaused is the reason a task waits while the circuit is open.
@@ -79,6 +87,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
 		}
 		return &retryError{delay: h.cfg.Circuit.Wait(), counted: false, err: errPaused}
+	}
+	if p.Campaign != "" && h.cfg.Campaigns != nil {
+		if done, err := h.campaignCanceled(ctx, p); done || err != nil {
+			return err
+		}
 	}
 	// Room in the rate limits is taken before the job is claimed, so that
 	// a send waiting for room keeps its status and its attempts.
@@ -146,6 +159,31 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return h.failed(log, job, err, false)
 	}
 	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent")
+}
+
+// campaignCanceled cancels the job of a canceled campaign, which the
+// campaign's cancel may have missed (the job was being created), before it
+// takes room in the rate limits. It reports whether the task is done.
+func (h *Handler) campaignCanceled(ctx context.Context, p task.SendPayload) (bool, error) {
+	canceled, err := h.cfg.Campaigns.Canceled(ctx, p.Campaign)
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", p.JobID, err)
+	}
+	if !canceled {
+		return false, nil
+	}
+	res, err := h.store.CancelMany(ctx, []string{p.JobID}, mms.JobError{Code: "campaign_canceled",
+		Message: "the campaign was canceled before this batch was sent", At: h.now().UTC()})
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", p.JobID, err)
+	}
+	if !res[0].Canceled && res[0].Status != "" && res[0].Status != mms.StatusCanceled {
+		// Sinch may hold it already (an attempt of unknown outcome): the
+		// usual path settles that; a job that was sent stays sent.
+		return false, nil
+	}
+	h.log.Info().Str("job_id", p.JobID).Str("campaign_id", p.Campaign).Msg("campaign canceled; job not sent")
+	return true, nil
 }
 
 func (h *Handler) lookup(ctx context.Context, log zerolog.Logger, job *mms.Job) (*sinch.Batch, error) {
