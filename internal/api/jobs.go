@@ -22,6 +22,9 @@ type accepted struct {
 	Status    mms.Status `json:"status"`
 	StatusURL string     `json:"status_url"`
 	Reference string     `json:"reference,omitempty"`
+	// Suppressed lists recipients left out: they are on the suppression
+	// list.
+	Suppressed []string `json:"suppressed,omitempty"`
 }
 
 // jobView is a job as clients see it.
@@ -38,6 +41,8 @@ type jobView struct {
 	SinchBatchID  *string       `json:"sinch_batch_id"`
 	ExpireAt      time.Time     `json:"expire_at"`
 	SendAt        *time.Time    `json:"send_at,omitempty"`
+	Suppressed    []string      `json:"suppressed,omitempty"`
+	CampaignID    string        `json:"campaign_id,omitempty"`
 	History       []mms.Event   `json:"history"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
@@ -55,6 +60,8 @@ func viewOf(j *mms.Job) jobView {
 		LastError:   j.LastError,
 		ExpireAt:    j.Message.ExpireAt,
 		History:     j.History,
+		Suppressed:  j.Suppressed,
+		CampaignID:  j.CampaignID,
 		CreatedAt:   j.CreatedAt,
 		UpdatedAt:   j.UpdatedAt,
 	}
@@ -131,6 +138,12 @@ func (s *server) send(c echo.Context) error {
 		}
 		held = r
 	}
+	if err := s.leaveOutSuppressedNumbers(ctx, job); err != nil {
+		if held != nil {
+			s.releaseKey(c, keyScope(c), idemKey, *held)
+		}
+		return err
+	}
 
 	if err := s.deps.Store.Create(ctx, job); err != nil {
 		// The write may still be applied by a Redis that was only slow:
@@ -143,6 +156,35 @@ func (s *server) send(c echo.Context) error {
 		return errUnavailable()
 	}
 	return acceptedAnswer(c, job, job.Status)
+}
+
+// leaveOutSuppressedNumbers takes the job's recipients that are on the
+// suppression list out of its message and notes them on the job. A job
+// left with no recipient is refused.
+func (s *server) leaveOutSuppressedNumbers(ctx context.Context, job *mms.Job) error {
+	if s.deps.Suppress == nil {
+		return nil
+	}
+	hit, err := s.deps.Suppress.Filter(ctx, job.Message.To)
+	if err != nil {
+		return errUnavailable()
+	}
+	keep, out := mms.Without(job.Message.To, hit)
+	if len(out) == 0 {
+		return nil
+	}
+	if len(keep) == 0 {
+		field := "to"
+		if len(job.Message.To) > 1 {
+			field = "to[*]"
+		}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "suppressed",
+			Message: "every recipient is on the suppression list (opted out); nothing to send",
+			Fields:  []mms.FieldError{{Field: field, Message: "is on the suppression list"}}}
+	}
+	job.Message = job.Message.Only(keep)
+	job.Suppressed = out
+	return nil
 }
 
 // firstStatus is the status a job had when it was accepted.
@@ -159,10 +201,11 @@ func acceptedAnswer(c echo.Context, job *mms.Job, status mms.Status) error {
 	loc := statusURL(job.ID)
 	c.Response().Header().Set(echo.HeaderLocation, loc)
 	return c.JSON(http.StatusAccepted, accepted{
-		JobID:     job.ID,
-		Status:    status,
-		StatusURL: loc,
-		Reference: job.Reference,
+		JobID:      job.ID,
+		Status:     status,
+		StatusURL:  loc,
+		Reference:  job.Reference,
+		Suppressed: job.Suppressed,
 	})
 }
 

@@ -167,6 +167,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		Metrics:        m,
 		Limits:         limits(cfg, rdb, log),
 		Campaigns:      campaigns,
+		Suppressions:   suppress.New(rdb),
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,

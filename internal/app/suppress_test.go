@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mmsgate/mmsgate/internal/mms"
+
 	"github.com/mmsgate/mmsgate/internal/suppress"
 )
 
@@ -481,4 +483,32 @@ func TestSuppressBulkLimits(t *testing.T) {
 	r = s.do(t, http.MethodPost, suppressions, "application/json", `{"numbers":["`+long+`"]}`)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
 	require.NotContains(t, fmt.Sprint(r.body), long[:20])
+}
+
+// TestSendLeavesOutSuppressed: a send to a number on the list leaves it
+// out and says so; a send to no one else is refused and enqueues nothing.
+func TestSendLeavesOutSuppressed(t *testing.T) {
+	s := setup(t, options{})
+	r := s.do(t, http.MethodPut, "/api/mms/suppressions/%2B12025550123", "", "")
+	require.Equal(t, http.StatusCreated, r.status, "%v", r.body)
+
+	r = s.do(t, http.MethodPost, "/api/mms/send", "application/json", goodBody)
+	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
+	require.Equal(t, []any{"+12025550123"}, r.body["suppressed"])
+	id := r.body["job_id"].(string)
+	job := s.waitFor(t, id, mms.StatusSent)
+	require.Equal(t, []any{"+14155552671"}, job["recipients"])
+	require.Equal(t, []any{"+12025550123"}, job["suppressed"])
+	require.Equal(t, 1, s.sim.CountByClientReference(id), "sent once")
+	require.Equal(t, []string{"+14155552671"}, s.sim.Batches()[0].To)
+
+	r = s.do(t, http.MethodPost, "/api/mms/send", "application/json",
+		`{"to":"202-555-0123","media_url":"https://cdn.example.com/a.jpg"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "%v", r.body)
+	e := apiError(t, r)
+	require.Equal(t, "suppressed", e["code"])
+	require.Equal(t, []string{"to"}, fieldNames(t, e))
+	keys, err := s.rdb.Keys(t.Context(), "mmsgate:job:*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 1, "only the first job was stored")
 }

@@ -43,6 +43,7 @@ const (
 	fCampaign  = "cid"
 	fRateCap   = "rc"
 	fCount     = "n"
+	fSuppress  = "sup"
 )
 
 // maxEvents is how many history entries a job keeps: the first ones of a
@@ -102,6 +103,9 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 	}
 	if j.RateCap > 0 {
 		args = append(args, fRateCap, strconv.FormatFloat(j.RateCap, 'g', -1, 64))
+	}
+	if len(j.Suppressed) > 0 {
+		args = append(args, fSuppress, strings.Join(j.Suppressed, ","))
 	}
 	created, err := createScript.Run(ctx, s.rdb, []string{key(j.ID)}, args...).Int()
 	if err != nil {
@@ -207,6 +211,8 @@ type Outcome struct {
 	Uncount bool
 	// Ambiguous records that Sinch may hold the batch despite the error.
 	Ambiguous bool
+	// Suppressed, if set, lists the recipients left out of the batch.
+	Suppressed []string
 }
 
 // Finish records the outcome of an attempt. It reports false, and changes
@@ -235,6 +241,9 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) 
 	if o.BatchID != "" {
 		args = append(args, fBatchID, o.BatchID)
 	}
+	if len(o.Suppressed) > 0 {
+		args = append(args, fSuppress, strings.Join(o.Suppressed, ","))
+	}
 	if o.Err != nil {
 		e, err := json.Marshal(o.Err)
 		if err != nil {
@@ -260,6 +269,9 @@ func decode(id string, h map[string]string) (*mms.Job, error) {
 		CampaignID:   h[fCampaign],
 	}
 	j.RateCap, _ = strconv.ParseFloat(h[fRateCap], 64)
+	if sup := h[fSuppress]; sup != "" {
+		j.Suppressed = strings.Split(sup, ",")
+	}
 	if err := json.Unmarshal([]byte(h[fMessage]), &j.Message); err != nil {
 		return nil, fmt.Errorf("job %s: decode message: %w", id, err)
 	}

@@ -57,6 +57,44 @@ type Message struct {
 	SendAt time.Time `json:"send_at,omitzero"`
 }
 
+// Without splits numbers by the mask out: those not marked, and those
+// marked.
+func Without(numbers []string, out []bool) (keep, dropped []string) {
+	for i, n := range numbers {
+		if out[i] {
+			dropped = append(dropped, n)
+		} else {
+			keep = append(keep, n)
+		}
+	}
+	return keep, dropped
+}
+
+// Only returns m for the given recipients only, a subset of its own, with
+// the per-recipient values of the others left out.
+func (m Message) Only(to []string) Message {
+	m.To = to
+	if m.Parameters == nil {
+		return m
+	}
+	in := make(map[string]bool, len(to))
+	for _, n := range to {
+		in[n] = true
+	}
+	params := make(map[string]map[string]string, len(m.Parameters))
+	for name, vals := range m.Parameters {
+		kept := make(map[string]string, len(vals))
+		for who, v := range vals {
+			if who == "default" || in[who] {
+				kept[who] = v
+			}
+		}
+		params[name] = kept
+	}
+	m.Parameters = params
+	return m
+}
+
 // Job is our record of one message: what was asked and where it stands.
 type Job struct {
 	ID            string
@@ -78,6 +116,9 @@ type Job struct {
 	// that campaign's rate cap in recipients per second (0: none).
 	CampaignID string
 	RateCap    float64
+	// Suppressed lists recipients left out because they are on the
+	// suppression list: when the job was accepted, or just before sending.
+	Suppressed []string
 }
 
 // Event is one status change of a job, with the reason code of a failure.

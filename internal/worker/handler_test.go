@@ -669,3 +669,56 @@ func TestRateLimitWaitKeepsJob(t *testing.T) {
 	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status)
 	require.Len(t, b.sim.Batches(), 1)
 }
+
+// fakeList is a suppression list in memory.
+type fakeList struct {
+	numbers map[string]bool
+	err     error
+}
+
+func (f fakeList) Filter(_ context.Context, numbers []string) ([]bool, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([]bool, len(numbers))
+	for i, n := range numbers {
+		out[i] = f.numbers[n]
+	}
+	return out, nil
+}
+
+// TestSuppressedBeforeSending: numbers that opted out after the job was
+// accepted are left out of the batch and noted on the job; a job left with
+// no recipient ends canceled without a Sinch call; a list that cannot be
+// read holds the job without spending its attempt.
+func TestSuppressedBeforeSending(t *testing.T) {
+	b := setup(t, options{})
+
+	b.h.cfg.Suppressions = fakeList{numbers: map[string]bool{"+12025550123": true}}
+	j := b.create(t, 3)
+	require.NoError(t, b.process(t, j.ID))
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusSent, got.Status)
+	require.Equal(t, []string{"+12025550123"}, got.Suppressed)
+	batches := b.sim.Batches()
+	require.Len(t, batches, 1)
+	require.Equal(t, []string{"+14155552671"}, batches[0].To)
+	require.NotContains(t, batches[0].Parameters["name"], "+12025550123", "its value left out too")
+
+	b.h.cfg.Suppressions = fakeList{numbers: map[string]bool{"+12025550123": true, "+14155552671": true}}
+	j = b.create(t, 3)
+	require.NoError(t, b.process(t, j.ID))
+	got = b.get(t, j.ID)
+	require.Equal(t, mms.StatusCanceled, got.Status)
+	require.Equal(t, "suppressed", got.LastError.Code)
+	require.Len(t, got.Suppressed, 2)
+	require.Len(t, b.sim.Batches(), 1, "no call for a job with no one left")
+
+	b.h.cfg.Suppressions = fakeList{err: errors.New("redis: connection refused")}
+	j = b.create(t, 3)
+	requireRetry(t, b.process(t, j.ID), false)
+	got = b.get(t, j.ID)
+	require.Equal(t, mms.StatusRetrying, got.Status)
+	require.Zero(t, got.Attempts, "the wait spent no attempt")
+	require.Len(t, b.sim.Batches(), 1)
+}

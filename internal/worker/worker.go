@@ -44,6 +44,15 @@ type Config struct {
 	Limits *Limits
 	// Campaigns, if set, tells whether a job's campaign was canceled.
 	Campaigns CampaignChecker
+	// Suppressions, if set, is the suppression list, checked just before
+	// each send.
+	Suppressions Suppressions
+}
+
+// Suppressions tells which numbers are on the suppression list;
+// *suppress.Store is one.
+type Suppressions interface {
+	Filter(ctx context.Context, numbers []string) ([]bool, error)
 }
 
 // CampaignChecker tells whether a campaign was canceled;
@@ -146,6 +155,24 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
+	// A recipient may have opted out since the job was accepted.
+	suppressed, err := h.suppressed(ctx, job)
+	if err != nil {
+		// Our Redis, not Sinch: wait, at no cost to the message.
+		jerr := &mms.JobError{Code: "suppression_check_failed", Message: err.Error(), At: h.now().UTC()}
+		return h.wait(log, job, err, jerr, h.cfg.Backoff.Delay(1), false,
+			"could not read the suppression list; job waits")
+	}
+	if len(suppressed) == len(job.Message.To) {
+		return h.allSuppressed(log, job)
+	}
+	if len(suppressed) > 0 {
+		keep, _ := mms.Without(job.Message.To, suppressed.mask(job.Message.To))
+		job.Message = job.Message.Only(keep)
+		job.Suppressed = append(job.Suppressed, suppressed...)
+		log.Info().Int("suppressed", len(suppressed)).Msg("recipients on the suppression list left out")
+	}
+
 	start := time.Now()
 	batch, err := h.sinch.SendMedia(ctx, batchFor(job))
 	took := time.Since(start)
@@ -159,6 +186,51 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return h.failed(log, job, err, false)
 	}
 	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent")
+}
+
+// numberSet is a set of recipients.
+type numberSet []string
+
+func (ns numberSet) mask(to []string) []bool {
+	out := make([]bool, len(to))
+	for i, n := range to {
+		for _, m := range ns {
+			if n == m {
+				out[i] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+// suppressed lists the job's recipients that are on the suppression list.
+// An error reading the list is an error of the attempt: a message must not
+// go out to numbers we could not check.
+func (h *Handler) suppressed(ctx context.Context, job *mms.Job) (numberSet, error) {
+	if h.cfg.Suppressions == nil {
+		return nil, nil
+	}
+	hit, err := h.cfg.Suppressions.Filter(ctx, job.Message.To)
+	if err != nil {
+		return nil, fmt.Errorf("read the suppression list: %w", err)
+	}
+	_, out := mms.Without(job.Message.To, hit)
+	return out, nil
+}
+
+// allSuppressed ends a job whose every recipient opted out after it was
+// accepted: nothing is sent.
+func (h *Handler) allSuppressed(log zerolog.Logger, job *mms.Job) error {
+	jerr := &mms.JobError{Code: "suppressed", At: h.now().UTC(),
+		Message: "every recipient is on the suppression list; nothing was sent"}
+	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusCanceled, Err: jerr,
+		Suppressed: job.Message.To}); err != nil {
+		log.Error().Err(err).Msg("could not store a suppressed job")
+		return err
+	}
+	log.Info().Msg("every recipient on the suppression list; job canceled unsent")
+	return nil
 }
 
 // campaignCanceled cancels the job of a canceled campaign, which the
@@ -227,7 +299,8 @@ func (h *Handler) record(id string, o jobstore.Outcome) (bool, error) {
 }
 
 func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) error {
-	applied, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID})
+	applied, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID,
+		Suppressed: job.Suppressed})
 	if err != nil {
 		// Sinch holds the batch but we could not say so. Returning the error
 		// makes asynq run the task again; that attempt finds the job still
