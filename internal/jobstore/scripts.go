@@ -6,9 +6,7 @@ import "github.com/redis/go-redis/v9"
 // KEYS[1] job key; ARGV[1] ttl ms; ARGV[2..] field, value pairs.
 var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
-end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)

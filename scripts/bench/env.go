@@ -325,11 +325,16 @@ type acceptedBody struct {
 	JobID string `json:"job_id"`
 }
 
-// postSend makes one POST /api/mms/send and returns the job ID if the API
-// answered 202; wantID decodes the answer for it.
+// postSend makes one POST /api/mms/send of sendBody and returns the job ID
+// if the API answered 202; wantID decodes the answer for it.
 func (e *env) postSend(ctx context.Context, base string, wantID bool) (string, error) {
+	return e.postSendBody(ctx, base, []byte(sendBody), wantID)
+}
+
+// postSendBody is postSend with another body.
+func (e *env) postSendBody(ctx context.Context, base string, body []byte, wantID bool) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/mms/send",
-		bytes.NewReader([]byte(sendBody)))
+		bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -359,6 +364,12 @@ func (e *env) postSend(ctx context.Context, base string, wantID bool) (string, e
 // e.opt.clients concurrent clients, and returns their IDs. Any refusal is
 // an error: the runs that use these jobs need all of them.
 func (e *env) createJobs(ctx context.Context, base string, n int) ([]string, error) {
+	return e.createJobsWith(ctx, base, n, nil)
+}
+
+// createJobsWith is createJobs with body(i) as the body of job i's request;
+// a nil body means sendBody for every job.
+func (e *env) createJobsWith(ctx context.Context, base string, n int, body func(i int) []byte) ([]string, error) {
 	ids := make([]string, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -375,7 +386,11 @@ func (e *env) createJobs(ctx context.Context, base string, n int) ([]string, err
 				if i >= n || cctx.Err() != nil {
 					return
 				}
-				id, err := e.postSend(cctx, base, true)
+				b := []byte(sendBody)
+				if body != nil {
+					b = body(i)
+				}
+				id, err := e.postSendBody(cctx, base, b, true)
 				if err != nil {
 					once.Do(func() { first = err; cancel() })
 					return

@@ -67,7 +67,7 @@ func benchMemory(ctx context.Context, e *env) (result, error) {
 		err = fmt.Errorf("worker: %w", werr)
 	}
 	if err == nil {
-		_, _, err = checkSent(ctx, e, w, ids)
+		_, _, err = checkSent(ctx, e, w.sim.Batches(), ids)
 	}
 	if err != nil {
 		return result{}, err

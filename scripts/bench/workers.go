@@ -13,6 +13,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/redisconn"
+	"github.com/mmsgate/mmsgate/internal/sinchsim"
 	"github.com/mmsgate/mmsgate/internal/task"
 	"github.com/mmsgate/mmsgate/internal/worker"
 )
@@ -229,16 +230,16 @@ func runWorker(ctx context.Context, e *env, n, concurrency int, latency time.Dur
 		return drain{}, err
 	}
 	d := drain{n: n, startup: first.Sub(t0), elapsed: end.Sub(first), cost: costPer(u0, u1, n, end.Sub(t0))}
-	d.batches, d.checked, err = checkSent(ctx, e, w, ids)
+	d.batches, d.checked, err = checkSent(ctx, e, w.sim.Batches(), ids)
 	return d, err
 }
 
-// checkSent checks, after a worker run, that the simulator holds exactly
-// one batch for each job, and reads a sample of the jobs back from the job
-// store to see that they are sent.
-func checkSent(ctx context.Context, e *env, w *running, ids []string) (batches, checked int, err error) {
+// checkSent checks, after a worker run, that the simulators' batches hold
+// exactly one batch for each job, and reads a sample of the jobs back from
+// the job store to see that they are sent.
+func checkSent(ctx context.Context, e *env, sent []sinchsim.Batch, ids []string) (batches, checked int, err error) {
 	perJob := map[string]int{}
-	for _, b := range w.sim.Batches() {
+	for _, b := range sent {
 		perJob[b.ClientReference]++
 	}
 	for _, id := range ids {
