@@ -23,21 +23,6 @@ import (
 	"github.com/mmsgate/mmsgate/internal/mms"
 )
 
-// recipientCounts are a campaign's recipients: as listed, accepted to be
-// sent, and left out, by reason.
-type recipientCounts struct {
-	Listed     int `json:"listed"`
-	Accepted   int `json:"accepted"`
-	Invalid    int `json:"invalid"`
-	Duplicates int `json:"duplicates"`
-	Suppressed int `json:"suppressed"`
-}
-
-func countsOf(r *campaign.Record) recipientCounts {
-	return recipientCounts{Listed: r.Listed, Accepted: r.Accepted, Invalid: r.Invalid,
-		Duplicates: r.Duplicates, Suppressed: r.Suppressed}
-}
-
 // campaignAccepted is the body of a 202 for a campaign.
 type campaignAccepted struct {
 	CampaignID string          `json:"campaign_id"`
@@ -46,7 +31,7 @@ type campaignAccepted struct {
 	StatusURL  string          `json:"status_url"`
 	JobsURL    string          `json:"jobs_url"`
 	Jobs       int             `json:"jobs"`
-	Recipients recipientCounts `json:"recipients"`
+	Recipients campaign.Counts `json:"recipients"`
 	// Invalid and Suppressed list the first mms.MaxListed of each.
 	Invalid    []mms.Rejected `json:"invalid"`
 	Suppressed []string       `json:"suppressed"`
@@ -62,7 +47,7 @@ func acceptedCampaign(r *campaign.Record) campaignAccepted {
 	return campaignAccepted{
 		CampaignID: r.ID, Name: r.Name, Status: status,
 		StatusURL: campaignURL(r.ID), JobsURL: campaignURL(r.ID) + "/jobs",
-		Jobs: r.Jobs, Recipients: countsOf(r),
+		Jobs: r.Jobs, Recipients: r.Counts,
 		Invalid: nonNil(r.InvalidList), Suppressed: nonNil(r.SuppressedList),
 	}
 }
@@ -106,8 +91,8 @@ func (s *server) createCampaign(c echo.Context) error {
 	rec := &campaign.Record{
 		ID: mms.NewJobID(), Name: plan.Name, Reference: plan.Reference, Priority: plan.Priority,
 		RateLimit: plan.RateLimit, Content: plan.Content, MaxAttempts: s.cfg.MaxAttempts,
-		BatchSize: s.cfg.CampaignBatchSize, Listed: plan.Listed, Invalid: plan.InvalidCount,
-		Duplicates: plan.Duplicates, InvalidList: plan.Invalid, CreatedAt: now,
+		BatchSize: s.cfg.CampaignBatchSize, InvalidList: plan.Invalid, CreatedAt: now,
+		Counts:      campaign.Counts{Listed: plan.Listed, Invalid: plan.InvalidCount, Duplicates: plan.Duplicates},
 		Fingerprint: campaignFingerprint(c, raw),
 	}
 	c.Set(ctxJobID, rec.ID)
@@ -336,7 +321,7 @@ type campaignView struct {
 	Status     string          `json:"status"`
 	Priority   mms.Priority    `json:"priority"`
 	RateLimit  *float64        `json:"rate_limit"`
-	Recipients recipientCounts `json:"recipients"`
+	Recipients campaign.Counts `json:"recipients"`
 	Jobs       struct {
 		Total   int                `json:"total"`
 		Created int                `json:"created"`
@@ -368,7 +353,7 @@ func (s *server) getCampaign(c echo.Context) error {
 	r := sum.Record
 	v := campaignView{
 		CampaignID: r.ID, Name: r.Name, Reference: r.Reference, Status: sum.Status, Priority: r.Priority,
-		Recipients: countsOf(r), RecipientsByStatus: sum.Recipients,
+		Recipients: r.Counts, RecipientsByStatus: sum.Recipients,
 		Progress: math.Round(sum.Progress*10000) / 10000, Rate: math.Round(sum.Rate*100) / 100, ETA: sum.ETA,
 		Errors: sum.Errors, ExpireAt: r.Content.ExpireAt, CreatedAt: r.CreatedAt, JobsURL: campaignURL(r.ID) + "/jobs",
 	}

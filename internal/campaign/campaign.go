@@ -54,19 +54,24 @@ type Record struct {
 	MaxAttempts int         `json:"max_attempts"`
 	BatchSize   int         `json:"batch_size"`
 	Jobs        int         `json:"jobs"`
-	// Recipients counts: as listed, accepted (to be sent), refused as
-	// invalid, dropped as duplicates, and left out as suppressed.
-	Listed     int `json:"listed"`
-	Accepted   int `json:"accepted"`
-	Invalid    int `json:"invalid"`
-	Duplicates int `json:"duplicates"`
-	Suppressed int `json:"suppressed"`
+	Counts
+
 	// InvalidList and SuppressedList are the first mms.MaxListed of each.
 	InvalidList    []mms.Rejected `json:"invalid_list,omitempty"`
 	SuppressedList []string       `json:"suppressed_list,omitempty"`
 	CreatedAt      time.Time      `json:"created_at"`
 	// Fingerprint identifies the request, for Idempotency-Key.
 	Fingerprint string `json:"fp,omitempty"`
+}
+
+// Counts are a campaign's recipients: as listed, accepted (to be sent),
+// refused as invalid, dropped as duplicates, and left out as suppressed.
+type Counts struct {
+	Listed     int `json:"listed"`
+	Accepted   int `json:"accepted"`
+	Invalid    int `json:"invalid"`
+	Duplicates int `json:"duplicates"`
+	Suppressed int `json:"suppressed"`
 }
 
 // State is a campaign's stored state besides its record.

@@ -439,18 +439,19 @@ func firstRepeat(s []string) string {
 	return ""
 }
 
-// campaignFields are the fields a CSV campaign takes from the query string
-// or form, by name.
-var campaignFields = []string{"name", "media_url", "message", "subject", "from", "priority", "rate_limit",
-	"send_at", "expire_at", "reference"}
 
 // ReadCampaignFields fills the campaign's other fields from a query string
 // or form, as sent with a CSV of recipients. Parameter defaults come as
 // parameters.<name>=<value>. Unknown names and repeated ones are refused.
 func (r *CampaignRequest) ReadCampaignFields(v url.Values) error {
+	text := map[string]*string{
+		"name": &r.Name, "media_url": &r.MediaURL, "message": &r.Message, "subject": &r.Subject,
+		"from": &r.From, "priority": (*string)(&r.Priority), "send_at": &r.SendAt, "expire_at": &r.ExpireAt,
+		"reference": &r.Reference,
+	}
 	for key, vals := range v {
 		name, isParam := strings.CutPrefix(key, "parameters.")
-		if !isParam && !slices.Contains(campaignFields, key) {
+		if _, known := text[key]; !isParam && !known && key != "rate_limit" {
 			return fieldError(key, "is not a known field")
 		}
 		if len(vals) != 1 {
@@ -467,32 +468,15 @@ func (r *CampaignRequest) ReadCampaignFields(v url.Values) error {
 			r.Parameters[name] = val
 			continue
 		}
-		switch key {
-		case "name":
-			r.Name = val
-		case "media_url":
-			r.MediaURL = val
-		case "message":
-			r.Message = val
-		case "subject":
-			r.Subject = val
-		case "from":
-			r.From = val
-		case "priority":
-			r.Priority = Priority(val)
-		case "rate_limit":
+		if key == "rate_limit" {
 			f, err := strconv.ParseFloat(val, 64)
 			if err != nil {
 				return fieldError(key, "must be a number of recipients per second")
 			}
 			r.RateLimit = f
-		case "send_at":
-			r.SendAt = val
-		case "expire_at":
-			r.ExpireAt = val
-		case "reference":
-			r.Reference = val
+			continue
 		}
+		*text[key] = val
 	}
 	return nil
 }
