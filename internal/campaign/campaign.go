@@ -14,7 +14,8 @@
 //	                               "st" its state, "made" jobs created so far,
 //	                               "cat" when it was canceled (ms)
 //	mmsgate:campaign:{id}:batches  list: batch i's recipients and values
-//	                               (JSON), removed once the jobs exist
+//	                               (JSON), removed once the jobs exist or
+//	                               the campaign is canceled
 package campaign
 
 import (

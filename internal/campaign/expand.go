@@ -74,6 +74,8 @@ func (x *Expander) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	case err != nil:
 		return err
+	case st.State == StateCanceled:
+		return x.dropBatches(ctx, r.ID)
 	case st.State != StatePreparing:
 		return nil
 	}
@@ -82,17 +84,36 @@ func (x *Expander) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	for i := st.Made; i < r.Jobs; i++ {
 		if i%20 == 0 && i > st.Made {
 			if canceled, err := s.Canceled(ctx, r.ID); err != nil || canceled {
-				if canceled {
-					log.Info().Int("jobs_created", i).Msg("campaign canceled while its jobs were created")
+				if err != nil {
+					return err
 				}
-				return err
+				log.Info().Int("jobs_created", i).Msg("campaign canceled while its jobs were created")
+				return x.dropBatches(ctx, r.ID)
 			}
 		}
-		if err := x.makeJob(ctx, r, i); err != nil {
+		err := x.makeJob(ctx, r, i)
+		if errors.Is(err, errBatchGone) {
+			// Another run of this task finished meanwhile, or the
+			// campaign was canceled or removed: nothing is left to do,
+			// unless the campaign is still being prepared.
+			_, cur, gerr := s.Get(ctx, r.ID)
+			switch {
+			case errors.Is(gerr, ErrNotFound):
+				return nil
+			case gerr == nil && cur.State != StatePreparing:
+				return x.dropBatches(ctx, r.ID)
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("campaign %s batch %d: %w", r.ID, i, err)
 		}
-		if err := s.rdb.HSet(ctx, key(r.ID), "made", i+1).Err(); err != nil {
+		ok, err := madeScript.Run(ctx, s.rdb, []string{key(r.ID)}, i+1).Bool()
+		if err != nil {
 			return fmt.Errorf("campaign %s: %w", r.ID, err)
+		}
+		if !ok {
+			log.Warn().Int("jobs_created", i+1).Msg("campaign removed while its jobs were created")
+			return x.dropBatches(ctx, r.ID)
 		}
 	}
 	// Ready, unless it was canceled meanwhile; the batches are done with.
@@ -102,6 +123,32 @@ func (x *Expander) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	log.Info().Int("jobs", r.Jobs).Int("recipients", r.Accepted).Msg("campaign jobs created")
 	return nil
 }
+
+// dropBatches deletes a campaign's batches once no job will be made of
+// them any more (it was canceled or removed, or another run finished):
+// otherwise a canceled campaign's would stay as long as the campaign does.
+func (x *Expander) dropBatches(ctx context.Context, id string) error {
+	if err := x.store.rdb.Del(ctx, batchesKey(id)).Err(); err != nil {
+		return fmt.Errorf("campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// madeScript records that the jobs before ARGV[1] exist. It never lowers
+// the count, which a run of the task overlapping another would otherwise
+// do, and never brings back a campaign that was removed (its key would
+// have no time to live). KEYS[1] campaign key. Returns 0 if it is gone.
+var madeScript = redis.NewScript(`
+local made = redis.call('HGET', KEYS[1], 'made')
+if not made then return 0 end
+if tonumber(ARGV[1]) > tonumber(made) then
+  redis.call('HSET', KEYS[1], 'made', ARGV[1])
+end
+return 1
+`)
+
+// errBatchGone is makeJob's error when the campaign's batches are deleted.
+var errBatchGone = errors.New("the campaign's batches are gone")
 
 var readyScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'st') == 'preparing' then
@@ -115,6 +162,9 @@ return 1
 // unless the job has moved on already.
 func (x *Expander) makeJob(ctx context.Context, r *Record, i int) error {
 	raw, err := x.store.rdb.LIndex(ctx, batchesKey(r.ID), int64(i)).Result()
+	if errors.Is(err, redis.Nil) {
+		return errBatchGone
+	}
 	if err != nil {
 		return fmt.Errorf("read batch: %w", err)
 	}

@@ -73,12 +73,17 @@ func (s *Store) Summarize(ctx context.Context, id string) (*Summary, error) {
 		if b.BatchID != "" && now.Sub(b.UpdatedAt) <= rateWindow {
 			recent += n
 		}
-		if b.ErrCode != "" && (status == mms.StatusFailed || status == mms.StatusExpired ||
-			status == mms.StatusCanceled) {
-			e := sum.Errors[b.ErrCode]
+		if status == mms.StatusFailed || status == mms.StatusExpired || status == mms.StatusCanceled {
+			// An expiry, and a job canceled on its own, record no code:
+			// the status is the reason then.
+			code := b.ErrCode
+			if code == "" {
+				code = string(status)
+			}
+			e := sum.Errors[code]
 			e.Jobs++
 			e.Recipients += n
-			sum.Errors[b.ErrCode] = e
+			sum.Errors[code] = e
 		}
 	}
 	notMade := r.Accepted - sumBatches(r, st.Made)

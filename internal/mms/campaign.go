@@ -1,6 +1,7 @@
 package mms
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -65,11 +66,13 @@ type CampaignRecipients []CampaignRecipient
 
 // UnmarshalJSON reads the array, quickly when it holds only strings.
 func (r *CampaignRecipients) UnmarshalJSON(b []byte) error {
-	var plain []string
-	if err := json.Unmarshal(b, &plain); err == nil {
+	// Pointers, so that a null entry (which encoding/json would leave as
+	// "") is told apart and refused below like any other non-string.
+	var plain []*string
+	if err := json.Unmarshal(b, &plain); err == nil && !slices.Contains(plain, nil) {
 		out := make(CampaignRecipients, len(plain))
 		for i, n := range plain {
-			out[i].To = n
+			out[i].To = *n
 		}
 		*r = out
 		return nil
@@ -99,9 +102,11 @@ func (r *CampaignRecipients) UnmarshalJSON(b []byte) error {
 						return fieldError(field+".to", "must be a string")
 					}
 				case "parameters":
-					if json.Unmarshal(v, &out[i].Parameters) != nil {
-						return fieldError(field+".parameters", "must be an object of strings")
+					p, err := recipientParameters(v, field+".parameters")
+					if err != nil {
+						return err
 					}
+					out[i].Parameters = p
 				default:
 					return fieldError(field+"."+k, "is not a known field; use \"to\" and \"parameters\"")
 				}
@@ -112,6 +117,28 @@ func (r *CampaignRecipients) UnmarshalJSON(b []byte) error {
 	}
 	*r = out
 	return nil
+}
+
+// recipientParameters reads one recipient's "parameters": an object of
+// strings, each name once, as strictly as the request's own fields.
+func recipientParameters(b []byte, field string) (map[string]string, error) {
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil, nil
+	}
+	members, err := objectMembers(b, field, "must be an object of strings")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(members))
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		raw := bytes.TrimSpace(members[name])
+		var v string
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			return nil, fieldError(field+"."+name, "must be a string, not "+jsonKind(raw))
+		}
+		out[name] = v
+	}
+	return out, nil
 }
 
 // Rejected is one recipient refused, with its position in the request:
@@ -159,13 +186,21 @@ func (p *CampaignPlan) Batch(from, to int) Message {
 					inner[p.Recipients[i]] = vals[i]
 				}
 			}
-			m.Parameters[name] = inner
+			// A name none of these recipients has a value for (it may come
+			// from a refused recipient only) would reach Sinch as an empty
+			// object, which a send's own validation refuses.
+			if len(inner) > 0 {
+				m.Parameters[name] = inner
+			}
 		}
 		for name, v := range p.Defaults {
 			if m.Parameters[name] == nil {
 				m.Parameters[name] = map[string]string{}
 			}
 			m.Parameters[name]["default"] = v
+		}
+		if len(m.Parameters) == 0 {
+			m.Parameters = nil
 		}
 	}
 	return m
@@ -367,13 +402,21 @@ var csvHeaders = []string{"to", "number", "phone", "phone_number", "msisdn", "mo
 // ReadRecipientsCSV reads recipients from CSV: one number per line, or, with
 // a header line whose first column is named to, number, phone (and the
 // like), a number and one value per further column, the columns naming the
-// parameters. Blank lines are skipped.
+// parameters. Blank lines, and lines of nothing but spaces, are skipped.
+// The CSV must be UTF-8; a byte order mark before it is dropped.
 func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
-	cr := csv.NewReader(in)
+	// The mark goes before the CSV reader sees it: left in, it would make a
+	// quoted first field ("\uFEFF\"phone\"") a syntax error.
+	br := bufio.NewReader(in)
+	if bom, _ := br.Peek(3); string(bom) == "\uFEFF" {
+		_, _ = br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	var header []string
 	line := 0
+	first := true
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -387,20 +430,31 @@ func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
 			return err
 		}
 		line, _ = cr.FieldPos(0)
-		if line == 1 {
-			rec[0] = strings.TrimPrefix(rec[0], "\uFEFF")
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		for i, f := range rec {
+			if !utf8.ValidString(f) {
+				l, _ := cr.FieldPos(i)
+				return fieldError("recipients", fmt.Sprintf(
+					"line %d: is not valid UTF-8; save the file as UTF-8", l))
+			}
+		}
+		// The header, if any, is the first line that is not blank.
+		if first {
+			first = false
 			if slices.Contains(csvHeaders, strings.ToLower(strings.TrimSpace(rec[0]))) {
 				header = slices.Clone(rec[1:])
 				for i, h := range header {
 					header[i] = strings.TrimSpace(h)
 					if !paramKey.MatchString(header[i]) {
 						return fieldError("recipients", fmt.Sprintf(
-							"line 1: column %d: %q is not a parameter name (1 to %d of A-Z a-z 0-9 . _ -)",
-							i+2, h, MaxParamKey))
+							"line %d: column %d: %q is not a parameter name (1 to %d of A-Z a-z 0-9 . _ -)",
+							line, i+2, h, MaxParamKey))
 					}
 				}
 				if dup := firstRepeat(header); dup != "" {
-					return fieldError("recipients", fmt.Sprintf("line 1: column %q appears twice", dup))
+					return fieldError("recipients", fmt.Sprintf("line %d: column %q appears twice", line, dup))
 				}
 				r.CSVColumns = header
 				continue
@@ -438,7 +492,6 @@ func firstRepeat(s []string) string {
 	}
 	return ""
 }
-
 
 // ReadCampaignFields fills the campaign's other fields from a query string
 // or form, as sent with a CSV of recipients. Parameter defaults come as
