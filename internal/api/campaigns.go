@@ -478,6 +478,10 @@ func (s *server) campaignError(c echo.Context, err error) error {
 		return newError(http.StatusNotFound, "not_found",
 			"no campaign with that ID (campaigns are kept for the retention period)")
 	}
+	if errors.Is(err, campaign.ErrCompleted) {
+		return newError(http.StatusConflict, "not_cancelable",
+			"the campaign has completed: every job was handed to Sinch or ended")
+	}
 	reqLog(c, s.deps.Log).Warn().Err(err).Msg("campaign not read")
 	return errUnavailable()
 }

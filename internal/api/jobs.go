@@ -39,6 +39,7 @@ type jobView struct {
 	NextAttemptAt *time.Time    `json:"next_attempt_at"`
 	LastError     *mms.JobError `json:"last_error"`
 	SinchBatchID  *string       `json:"sinch_batch_id"`
+	SentAt        *time.Time    `json:"sent_at,omitempty"`
 	ExpireAt      time.Time     `json:"expire_at"`
 	SendAt        *time.Time    `json:"send_at,omitempty"`
 	Suppressed    []string      `json:"suppressed,omitempty"`
@@ -70,6 +71,9 @@ func viewOf(j *mms.Job) jobView {
 	}
 	if j.SinchBatchID != "" {
 		v.SinchBatchID = &j.SinchBatchID
+	}
+	if !j.SentAt.IsZero() {
+		v.SentAt = &j.SentAt
 	}
 	if !j.NextAttemptAt.IsZero() && j.Status == mms.StatusRetrying {
 		t := j.NextAttemptAt

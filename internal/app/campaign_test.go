@@ -132,6 +132,11 @@ func TestCampaignJSON(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, page.status)
 	require.Len(t, page.body["error"].(map[string]any)["fields"], 2)
 
+	// A completed campaign has nothing to cancel.
+	c := s.do(t, http.MethodDelete, "/api/mms/campaigns/"+id, "", "")
+	require.Equal(t, http.StatusConflict, c.status, "%v", c.body)
+	require.Equal(t, "not_cancelable", c.body["error"].(map[string]any)["code"])
+
 	// Each job is an ordinary job too.
 	jr := s.do(t, http.MethodGet, job["status_url"].(string), "", "")
 	require.Equal(t, http.StatusOK, jr.status)
@@ -221,8 +226,10 @@ func TestCampaignScheduleThenCancel(t *testing.T) {
 	require.Equal(t, "scheduled", r.body["status"])
 	id := r.body["campaign_id"].(string)
 
-	v := s.waitCampaign(t, id, "scheduled")
-	require.Equal(t, 2, num(v["jobs"].(map[string]any)["created"]), "jobs exist, waiting for their time")
+	require.Eventually(t, func() bool {
+		v := s.waitCampaign(t, id, "scheduled")
+		return num(v["jobs"].(map[string]any)["created"]) == 2
+	}, 10*time.Second, 20*time.Millisecond, "the jobs exist, waiting for their time")
 
 	c := s.do(t, http.MethodDelete, "/api/mms/campaigns/"+id, "", "")
 	require.Equal(t, http.StatusOK, c.status, "%v", c.body)
@@ -231,7 +238,7 @@ func TestCampaignScheduleThenCancel(t *testing.T) {
 
 	time.Sleep(time.Until(sendAt) + time.Second)
 	require.Empty(t, s.sim.Batches(), "nothing sent after the cancel")
-	v = s.waitCampaign(t, id, "canceled")
+	v := s.waitCampaign(t, id, "canceled")
 	require.Equal(t, 2, num(v["jobs"].(map[string]any)["by_status"].(map[string]any)["canceled"]))
 	require.Equal(t, 2, num(v["errors"].(map[string]any)["campaign_canceled"].(map[string]any)["jobs"]))
 

@@ -88,6 +88,10 @@ type batch struct {
 	Params map[string]map[string]string `json:"p,omitempty"`
 }
 
+// ErrCompleted is returned by Cancel for a campaign with nothing left to
+// cancel: every job was handed to Sinch or ended.
+var ErrCompleted = errors.New("campaign completed")
+
 // ErrNotFound is returned for a campaign that does not exist (any more).
 var ErrNotFound = errors.New("campaign not found")
 
@@ -240,6 +244,14 @@ type CancelSummary struct {
 // Sinch cannot hold yet is canceled. Jobs already with Sinch, or being
 // sent, are left as they are. Repeating a cancel is harmless.
 func (s *Store) Cancel(ctx context.Context, id string) (*CancelSummary, error) {
+	// A campaign that has completed stays completed.
+	before, err := s.Summarize(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if before.Status == "completed" {
+		return nil, ErrCompleted
+	}
 	n, err := cancelScript.Run(ctx, s.rdb, []string{key(id)}, s.now().UnixMilli()).Int()
 	if err != nil {
 		return nil, fmt.Errorf("cancel campaign: %w", err)

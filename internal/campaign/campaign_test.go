@@ -318,7 +318,7 @@ func TestExpandScheduled(t *testing.T) {
 
 	sum, err := e.store.Summarize(t.Context(), r.ID)
 	require.NoError(t, err)
-	require.Equal(t, "preparing", sum.Status, "no job yet")
+	require.Equal(t, "scheduled", sum.Status, "as the 202 said, before any job exists")
 
 	require.NoError(t, e.expand(t, r.ID))
 	for i := range 3 {
@@ -951,4 +951,22 @@ func TestExpandStopsWhenCampaignRemoved(t *testing.T) {
 	require.True(t, canceled, "its jobs are dropped by the worker")
 	require.NoError(t, e.expand(t, r.ID))
 	require.Equal(t, 3, e.q.numCalls())
+}
+
+// TestCancelCompleted: a campaign whose every job reached Sinch or ended
+// has nothing to cancel, and stays completed.
+func TestCancelCompleted(t *testing.T) {
+	e := setup(t)
+	r, _ := e.create(t, plain(numbers(4)), 2)
+	require.NoError(t, e.expand(t, r.ID))
+	ids := JobIDs(r.ID, 0, 2)
+	e.send(t, ids[0], mms.StatusSent, "")
+	e.send(t, ids[1], mms.StatusFailed, "sinch_rejected")
+
+	_, err := e.store.Cancel(t.Context(), r.ID)
+	require.ErrorIs(t, err, ErrCompleted)
+	require.Equal(t, StateReady, e.state(t, r.ID).State)
+	sum, err := e.store.Summarize(t.Context(), r.ID)
+	require.NoError(t, err)
+	require.Equal(t, "completed", sum.Status)
 }

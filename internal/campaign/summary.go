@@ -70,7 +70,7 @@ func (s *Store) Summarize(ctx context.Context, id string) (*Summary, error) {
 		} else {
 			pending += n
 		}
-		if b.BatchID != "" && now.Sub(b.UpdatedAt) <= rateWindow {
+		if !b.SentAt.IsZero() && now.Sub(b.SentAt) <= rateWindow {
 			recent += n
 		}
 		if status == mms.StatusFailed || status == mms.StatusExpired || status == mms.StatusCanceled {
@@ -98,22 +98,23 @@ func (s *Store) Summarize(ctx context.Context, id string) (*Summary, error) {
 		eta := now.Add(time.Duration(float64(pending) / sum.Rate * float64(time.Second))).UTC()
 		sum.ETA = &eta
 	}
-	sum.Status = status(r, st, sum, pending, now)
+	sum.Status = status(r, st, pending, now)
 	return sum, nil
 }
 
 func sumBatches(r *Record, made int) int { return min(r.Accepted, made*r.BatchSize) }
 
-func status(r *Record, st State, sum *Summary, pending int, now time.Time) string {
+func status(r *Record, st State, pending int, now time.Time) string {
 	switch {
 	case st.State == StateCanceled:
 		return "canceled"
+	case r.Content.SendAt.After(now):
+		// Nothing can go before its time, whatever became of single jobs.
+		return "scheduled"
 	case st.State == StatePreparing && st.Made == 0:
 		return "preparing"
 	case pending == 0:
 		return "completed"
-	case r.Content.SendAt.After(now) && sum.Jobs[mms.StatusScheduled]+(r.Jobs-st.Made) == r.Jobs:
-		return "scheduled"
 	}
 	return "sending"
 }

@@ -44,6 +44,7 @@ const (
 	fRateCap   = "rc"
 	fCount     = "n"
 	fSuppress  = "sup"
+	fSentAt    = "snt"
 )
 
 // maxEvents is how many history entries a job keeps: the first ones of a
@@ -241,6 +242,9 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) 
 	if o.BatchID != "" {
 		args = append(args, fBatchID, o.BatchID)
 	}
+	if o.Status == mms.StatusSent {
+		args = append(args, fSentAt, ms(s.now()))
+	}
 	if len(o.Suppressed) > 0 {
 		args = append(args, fSuppress, strings.Join(o.Suppressed, ","))
 	}
@@ -280,6 +284,7 @@ func decode(id string, h map[string]string) (*mms.Job, error) {
 	j.CreatedAt = fromMS(h[fCreated])
 	j.UpdatedAt = fromMS(h[fUpdated])
 	j.NextAttemptAt = fromMS(h[fNext])
+	j.SentAt = fromMS(h[fSentAt])
 	j.History = decodeHistory(h[fHistory])
 	if e := h[fError]; e != "" {
 		j.LastError = new(mms.JobError)

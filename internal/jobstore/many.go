@@ -25,6 +25,7 @@ type Brief struct {
 	ErrCode    string
 	BatchID    string
 	UpdatedAt  time.Time
+	SentAt     time.Time
 }
 
 // Briefs reads the briefs of the given jobs, in order.
@@ -35,7 +36,7 @@ func (s *Store) Briefs(ctx context.Context, ids []string) ([]Brief, error) {
 		cmds := make([]*redis.SliceCmd, len(part))
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range part {
-				cmds[i] = p.HMGet(ctx, key(id), fStatus, fCount, fError, fBatchID, fUpdated)
+				cmds[i] = p.HMGet(ctx, key(id), fStatus, fCount, fError, fBatchID, fUpdated, fSentAt)
 			}
 			return nil
 		})
@@ -56,6 +57,7 @@ func (s *Store) Briefs(ctx context.Context, ids []string) ([]Brief, error) {
 			}
 			b.BatchID = str(3)
 			b.UpdatedAt = fromMS(str(4))
+			b.SentAt = fromMS(str(5))
 			out = append(out, b)
 		}
 	}

@@ -107,6 +107,7 @@ type Job struct {
 	NextAttemptAt time.Time // zero when no retry is planned
 	LastError     *JobError
 	SinchBatchID  string
+	SentAt        time.Time // when Sinch accepted the batch; zero before
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	// History lists the job's status changes, oldest first, the most
