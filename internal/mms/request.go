@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/protobuf/proto"
 )
 
 // Limits of a send request. Sinch's own limits are uncertain in places (see
@@ -380,6 +381,15 @@ func NormalizeNumber(raw, region string) (string, error) {
 	if err := wellFormed(s); err != nil {
 		return "", err
 	}
+	if nanp, ok := plainNANP(s); ok {
+		// Already E.164 in the North American plan, as campaign lists
+		// mostly are: skip the general parser, by far the costliest step.
+		num := &phonenumbers.PhoneNumber{CountryCode: proto.Int32(1), NationalNumber: proto.Uint64(nanp)}
+		if !phonenumbers.IsValidNumber(num) {
+			return "", fmt.Errorf("is not a valid phone number for its country")
+		}
+		return s, nil
+	}
 	if strings.HasPrefix(s, "00") {
 		s = "+" + s[2:]
 	}
@@ -394,6 +404,23 @@ func NormalizeNumber(raw, region string) (string, error) {
 }
 
 const phoneChars = "0123456789+-.() "
+
+// plainNANP reads "+1" and ten digits, the E.164 form of a number in the
+// North American plan, returning the ten digits as a number.
+func plainNANP(s string) (uint64, bool) {
+	if len(s) != 12 || s[0] != '+' || s[1] != '1' {
+		return 0, false
+	}
+	var n uint64
+	for i := 2; i < 12; i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
 
 // wellFormed checks the way a number is written, which the phone-number
 // library reads very leniently: one leading +, at most one pair of brackets

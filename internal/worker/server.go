@@ -21,6 +21,10 @@ var queueWeights = map[mms.Priority]int{
 	mms.PriorityBulk:   1,
 }
 
+// idleCheck bounds how long an idle worker waits before it looks for new
+// tasks again; a look is one cheap Redis script.
+const idleCheck = 100 * time.Millisecond
+
 // ServerConfig tunes the asynq server.
 type ServerConfig struct {
 	Concurrency     int
@@ -48,7 +52,9 @@ func NewServer(conn asynq.RedisConnOpt, cfg ServerConfig, h *Handler,
 		IsFailure:                isFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		DelayedTaskCheckInterval: cfg.PollInterval,
-		TaskCheckInterval:        min(cfg.PollInterval, time.Second),
+		// An idle worker looks for new tasks this often (asynq waits 0.5 to
+		// 1.5 times it): a job sent to a quiet system starts within this.
+		TaskCheckInterval: min(cfg.PollInterval, idleCheck),
 		HealthCheckFunc: func(err error) {
 			if err != nil {
 				log.Error().Err(err).Msg("worker cannot reach redis")
