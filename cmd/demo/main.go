@@ -88,6 +88,7 @@ func run(verbose bool, timeout time.Duration) error {
 		DefaultFrom:   "+12025550100",
 		DefaultRegion: "US", MaxBodyBytes: 1 << 20,
 		RateLimit: 100, RateBurst: 200, ShutdownTimeout: 5 * time.Second, IdempotencyTTL: 24 * time.Hour,
+		CampaignBatchSize: 1000,
 	}
 	workerCfg := config.Worker{
 		Common:       common,
@@ -96,6 +97,7 @@ func run(verbose bool, timeout time.Duration) error {
 		RetryBaseDelay: 200 * time.Millisecond, RetryMaxDelay: 2 * time.Second,
 		AuthRetryDelay: time.Second, ShutdownTimeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
 		CircuitThreshold: 10, CircuitProbeInterval: 5 * time.Second,
+		SinchRateLimit: 30, RateWaitMax: time.Second,
 	}
 	if err := workerCfg.Validate(); err != nil {
 		return fmt.Errorf("demo settings: %w", err)
