@@ -44,6 +44,12 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 	defer rdb.Close()
 
 	queue := asynq.NewClientFromRedisClient(rdb)
+	defaultFrom := cfg.DefaultFrom
+	if defaultFrom != "" {
+		if defaultFrom, err = mms.NormalizeSender(defaultFrom, cfg.DefaultRegion); err != nil {
+			return fmt.Errorf("SINCH_MMS_NUMBER: %w", err)
+		}
+	}
 	keys := make([]string, len(cfg.APIKeys))
 	for i, k := range cfg.APIKeys {
 		keys[i] = k.Value()
@@ -51,7 +57,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 	acfg := api.Config{
 		APIKeys: keys,
 		Rules: mms.Rules{
-			DefaultFrom:   cfg.DefaultFrom,
+			DefaultFrom:   defaultFrom,
 			DefaultRegion: cfg.DefaultRegion,
 			DefaultExpiry: cfg.DefaultExpiry,
 			MaxExpiry:     cfg.MaxExpiry,

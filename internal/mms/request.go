@@ -188,7 +188,7 @@ type SendRequest struct {
 
 // Rules are the settings validation depends on.
 type Rules struct {
-	DefaultFrom   string // sender used when the request names none
+	DefaultFrom   string // sender used when the request names none, as NormalizeSender gives it
 	DefaultRegion string // region for numbers without a country code
 	// DefaultExpiry and MaxExpiry bound how long after acceptance a job may
 	// still be sent; zero means SinchMaxExpiry.
@@ -260,9 +260,8 @@ func (c content) validate(rules Rules, dflt Priority, verr *ValidationError) (Me
 		verr.add("from", "is blank; leave it out to use the default sender")
 	}
 	if c.From == "" {
-		from = rules.DefaultFrom
-	}
-	if from != "" {
+		msg.From = rules.DefaultFrom // checked once, at start
+	} else if from != "" {
 		f, err := NormalizeSender(from, rules.DefaultRegion)
 		if err != nil {
 			verr.add("from", "%v", err)

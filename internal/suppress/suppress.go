@@ -233,6 +233,23 @@ func (s *Store) Import(ctx context.Context, numbers []string, reason string) (ad
 // caller must not take a failure for "not suppressed".
 func (s *Store) Filter(ctx context.Context, numbers []string) ([]bool, error) {
 	out := make([]bool, len(numbers))
+	if len(numbers) == 0 {
+		return out, nil
+	}
+	if len(numbers) <= ChunkSize {
+		// One command, as for every single send: no pipeline to pay for.
+		vals, err := s.rdb.HMGet(ctx, Key, numbers...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("suppress: filter: %w", err)
+		}
+		if len(vals) != len(numbers) {
+			return nil, fmt.Errorf("suppress: filter: HMGET answered %d values for %d numbers", len(vals), len(numbers))
+		}
+		for i, v := range vals {
+			out[i] = v != nil
+		}
+		return out, nil
+	}
 	const perTrip = ChunkSize * filterChunks
 	for start := 0; start < len(numbers); start += perTrip {
 		batch := numbers[start:min(start+perTrip, len(numbers))]

@@ -74,6 +74,13 @@ func benchAPI(ctx context.Context, e *env) (result, error) {
 		return err
 	})
 	sendCost := costPer(u0, e.usage(ctx), int(accepted.Load()), time.Since(t0))
+
+	// The ceiling any HTTP endpoint has here: the same clients calling
+	// GET /healthz, which touches nothing but HTTP and the middleware.
+	progress("API GET /healthz, %d clients, %s warmup + %s", o.clients, o.warmup, o.measure)
+	floor := closedLoop(ctx, o.clients, o.warmup, o.measure, func(ctx context.Context) error {
+		return e.get(ctx, api.base+"/healthz")
+	})
 	if err := api.stop(); err != nil && !errors.Is(err, context.Canceled) {
 		return result{}, fmt.Errorf("api: %w", err)
 	}
@@ -94,6 +101,8 @@ func benchAPI(ctx context.Context, e *env) (result, error) {
 				measured: e.mark(bare.summary())},
 			{figure: fmt.Sprintf("API `POST /api/mms/send` → 202, %d clients, rate limit off", o.clients),
 				measured: e.mark(sends.summary())},
+			{figure: fmt.Sprintf("API `GET /healthz` (HTTP alone), %d clients", o.clients),
+				measured: e.mark(floor.summary())},
 			{figure: "API rate / bare rate",
 				measured: e.mark(fmt.Sprintf("%.2f", ratio)),
 				target:   fmt.Sprintf("≥ %.1f", apiTarget),
@@ -105,6 +114,9 @@ func benchAPI(ctx context.Context, e *env) (result, error) {
 			sends.describe("API sends accepted (202)"),
 			"API send cost: " + sendCost,
 			fmt.Sprintf("ratio %.0f / %.0f = %.3f; target ≥ %.1f", sends.rate(), bare.rate(), ratio, apiTarget),
+			floor.describe("GET /healthz, HTTP and middleware alone"),
+			fmt.Sprintf("HTTP alone reaches %.2f of the bare rate; sends reach %.2f of HTTP alone",
+				floor.rate()/bare.rate(), sends.rate()/floor.rate()),
 			fmt.Sprintf("every call that succeeded, warmup included, left its task in Redis (%d Enqueue, %d sends)",
 				enqueued.Load(), accepted.Load()),
 			"the load generator runs in the same process as the API and takes CPU from it; " +

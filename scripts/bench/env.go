@@ -331,6 +331,24 @@ func (e *env) postSend(ctx context.Context, base string, wantID bool) (string, e
 	return e.postSendBody(ctx, base, []byte(sendBody), wantID)
 }
 
+// get calls url and wants a 200.
+func (e *env) get(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
 // postSendBody is postSend with another body.
 func (e *env) postSendBody(ctx context.Context, base string, body []byte, wantID bool) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/mms/send",
