@@ -37,7 +37,8 @@ func mountOps(e *echo.Echo, cfg OpsConfig, log zerolog.Logger) {
 	log.Info().Bool("read_write", cfg.ReadWrite).Msg("queue UI served under /ops/")
 }
 
-// formatPayload shows send payloads as they are (they hold only a job ID)
+// formatPayload shows send payloads as they are (they hold IDs, a count and
+// a hash of the sender, no number or text)
 // and masks anything that looks like a phone number in any other payload.
 func formatPayload(taskType string, b []byte) string {
 	if taskType == task.TypeSend {
