@@ -178,11 +178,16 @@ func (s *stack) env(over map[string]string) []string {
 
 // startAPI runs cmd/api on a free port and waits until /readyz answers 200.
 // A port taken between choosing and binding it is retried on another.
-func (s *stack) startAPI(t *testing.T) {
+func (s *stack) startAPI(t *testing.T) { s.startAPIWith(t, nil) }
+
+// startAPIWith is startAPI with variables of its own.
+func (s *stack) startAPIWith(t *testing.T, over map[string]string) {
 	t.Helper()
 	for range 3 {
 		port := freePort(t)
-		p := startProcess(t, "api", binaries.api, s.env(map[string]string{"PORT": port}))
+		vars := map[string]string{"PORT": port}
+		maps.Copy(vars, over)
+		p := startProcess(t, "api", binaries.api, s.env(vars))
 		url := "http://127.0.0.1:" + port
 
 		deadline := time.Now().Add(30 * time.Second)
