@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"net/url"
 	"runtime"
 	"slices"
@@ -25,6 +24,10 @@ const (
 	// invalid and duplicate entries included.
 	MaxCampaignRecipients = 100_000
 	MaxCampaignName       = 200
+	// MinCampaignRate and MaxCampaignRate bound a campaign's rate cap, in
+	// recipients per second: one every 100 s at the least.
+	MinCampaignRate = 0.01
+	MaxCampaignRate = 100_000
 	// MaxListed caps the invalid and suppressed recipients an answer lists
 	// one by one; the counts are always complete.
 	MaxListed = 1000
@@ -225,8 +228,9 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 	case len(r.Recipients) > MaxCampaignRecipients:
 		verr.add("recipients", "has %d entries; at most %d are allowed", len(r.Recipients), MaxCampaignRecipients)
 	}
-	if r.RateLimit < 0 || math.IsNaN(r.RateLimit) || math.IsInf(r.RateLimit, 0) {
-		verr.add("rate_limit", "must be a number of recipients per second above 0; leave it out for no cap")
+	if r.RateLimit != 0 && !(r.RateLimit >= MinCampaignRate && r.RateLimit <= MaxCampaignRate) {
+		verr.add("rate_limit", "must be %g to %g recipients per second; leave it out for no cap",
+			MinCampaignRate, float64(MaxCampaignRate))
 	}
 	msg, prio := content{
 		MediaURL: r.MediaURL, Message: r.Message, Subject: r.Subject, From: r.From,
