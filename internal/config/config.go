@@ -8,7 +8,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -324,6 +323,12 @@ func (c Worker) Validate() error {
 	return c.validateRates()
 }
 
+// minRate and maxRate bound every rate limit, in recipients per second.
+const (
+	minRate = 0.01
+	maxRate = 1e6
+)
+
 func (c Worker) validateRates() error {
 	for _, r := range []struct {
 		name  string
@@ -333,16 +338,16 @@ func (c Worker) validateRates() error {
 		{"SINCH_RATE_BURST", c.SinchRateBurst},
 		{"SENDER_RATE_LIMIT", c.SenderRateLimit},
 	} {
-		if r.value < 0 || math.IsNaN(r.value) || math.IsInf(r.value, 0) {
-			return fmt.Errorf("%s: must be a number of recipients per second, 0 or more", r.name)
+		if r.value != 0 && !(r.value >= minRate && r.value <= maxRate) {
+			return fmt.Errorf("%s: must be 0 (off) or %g to %g recipients per second", r.name, minRate, maxRate)
 		}
 	}
 	for q, rate := range c.QueueRateLimits {
 		if !mms.Priority(q).Valid() {
 			return fmt.Errorf("QUEUE_RATE_LIMITS: %q is not one of high, normal, bulk", q)
 		}
-		if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-			return fmt.Errorf("QUEUE_RATE_LIMITS: the rate of %s must be above 0", q)
+		if !(rate >= minRate && rate <= maxRate) {
+			return fmt.Errorf("QUEUE_RATE_LIMITS: the rate of %s must be %g to %g", q, minRate, maxRate)
 		}
 	}
 	if c.RateWaitMax < 10*time.Millisecond || c.RateWaitMax > time.Minute {

@@ -262,6 +262,8 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"worker", "SINCH_RATE_LIMIT", []string{"SINCH_RATE_LIMIT", "-5"}, ""},
 		{"worker", "SINCH_RATE_LIMIT", []string{"SINCH_RATE_LIMIT", "NaN"}, ""},
 		{"worker", "SINCH_RATE_BURST", []string{"SINCH_RATE_BURST", "-1"}, ""},
+		{"worker", "SINCH_RATE_LIMIT", []string{"SINCH_RATE_LIMIT", "1e-300"}, ""},
+		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:1e-9"}, ""},
 		{"worker", "SENDER_RATE_LIMIT", []string{"SENDER_RATE_LIMIT", "+Inf"}, ""},
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "marketing:10"}, ""},
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:0"}, ""},
