@@ -199,13 +199,12 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 // a campaign of 100,000 recipients, may take beyond REDIS_TIMEOUT.
 const bulkTimeout = 10 * time.Second
 
-// limits builds the shared send rate limits from the settings; nil when
-// none is set.
+// limits builds the shared send rate limits from the settings. Campaigns'
+// own caps apply even when none of these is set.
 func limits(cfg config.Worker, rdb redis.UniversalClient, log zerolog.Logger) *worker.Limits {
-	if cfg.SinchRateLimit == 0 && len(cfg.QueueRateLimits) == 0 && cfg.SenderRateLimit == 0 {
+	if cfg.SinchRateLimit == 0 {
 		log.Warn().Msg("no send rate limit set (SINCH_RATE_LIMIT): Sinch queues what exceeds the plan's rate, " +
 			"and high-priority messages wait behind it there")
-		return nil
 	}
 	l := &worker.Limits{
 		Limiter:     ratelimit.New(rdb),

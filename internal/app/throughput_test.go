@@ -141,3 +141,50 @@ func TestHighOvertakesBulkBacklog(t *testing.T) {
 		require.Equal(t, 1, s.sim.CountByClientReference(id), "job %s sent once", id)
 	}
 }
+
+// postCampaign posts a JSON campaign of the given numbers and returns its
+// ID.
+func (s *stack) postCampaign(t *testing.T, extra string, numbers ...string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"media_url":"https://cdn.example.com/a.jpg","recipients":["%s"]%s}`,
+		strings.Join(numbers, `","`), extra)
+	r := s.do(t, "POST", "/api/mms/campaigns", "application/json", body)
+	require.Equal(t, 202, r.status, "%v", r.body)
+	return r.body["campaign_id"].(string)
+}
+
+// TestCampaignCapWithoutPlanLimit: a campaign's rate_limit holds even when
+// the worker has no plan limit of its own.
+func TestCampaignCapWithoutPlanLimit(t *testing.T) {
+	s := setup(t, options{batchSize: 1})
+	nums := make([]string, 6)
+	for i := range nums {
+		nums[i] = number(100 + i)
+	}
+	id := s.postCampaign(t, `,"rate_limit":2`, nums...)
+	s.waitCampaign(t, id, "completed")
+	b := waitBatches(t, s.sim, 6, time.Second)
+	span := b[5].CreatedAt.Sub(b[0].CreatedAt)
+	// Two may go at once, then one every half second: at least 2 s.
+	require.GreaterOrEqual(t, span, 1900*time.Millisecond, "six recipients at 2/s went out in %v", span)
+}
+
+// TestCappedCampaignDoesNotStarveOthers: the sends of a campaign held by
+// its own slow cap give their worker slots back, so a campaign behind it
+// goes out at once.
+func TestCappedCampaignDoesNotStarveOthers(t *testing.T) {
+	s := setup(t, options{batchSize: 1, noWorker: true})
+	slow := make([]string, 20)
+	fast := make([]string, 20)
+	for i := range slow {
+		slow[i], fast[i] = number(200+i), number(300+i)
+	}
+	slowID := s.postCampaign(t, `,"rate_limit":2`, slow...) // ten seconds of sends
+	fastID := s.postCampaign(t, "", fast...)
+	s.startWorkers(t, 1, func(c *config.Worker) { c.Concurrency = 2 })
+
+	s.waitCampaign(t, fastID, "completed")
+	v := s.do(t, "GET", "/api/mms/campaigns/"+slowID, "", "").body
+	sent := num(v["recipients_by_status"].(map[string]any)["sent"])
+	require.Less(t, sent, 10, "the capped campaign is still going: %d of 20 sent", sent)
+}

@@ -76,6 +76,8 @@ type Result struct {
 	// Wait is, when OK, how long to hold before sending; otherwise how long
 	// until the same take could succeed. Nothing was taken then.
 	Wait time.Duration
+	// Blocker is, when not OK, the key of the limit that set the wait.
+	Blocker string
 }
 
 // Take takes n recipients from every limit that is on, or from none. A take
@@ -85,6 +87,7 @@ type Result struct {
 // once without calling Redis.
 func (l *Limiter) Take(ctx context.Context, n int, lookahead time.Duration, limits ...Limit) (Result, error) {
 	keys := make([]string, 0, len(limits))
+	names := make([]string, 0, len(limits))
 	args := make([]any, 0, 2+2*len(limits))
 	args = append(args, n, lookahead.Microseconds())
 	for _, lim := range limits {
@@ -97,6 +100,7 @@ func (l *Limiter) Take(ctx context.Context, n int, lookahead time.Duration, limi
 			burst = max(1, lim.Rate)
 		}
 		keys = append(keys, keyPrefix+lim.Key)
+		names = append(names, lim.Key)
 		args = append(args, math.Round(interval*1000)/1000, math.Round(burst*interval))
 	}
 	if len(keys) == 0 || n <= 0 {
@@ -106,11 +110,16 @@ func (l *Limiter) Take(ctx context.Context, n int, lookahead time.Duration, limi
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit: %w", err)
 	}
-	return Result{OK: res[0] == 1, Wait: time.Duration(res[1]) * time.Microsecond}, nil
+	r := Result{OK: res[0] == 1, Wait: time.Duration(res[1]) * time.Microsecond}
+	if !r.OK && res[2] >= 1 && int(res[2]) <= len(names) {
+		r.Blocker = names[res[2]-1]
+	}
+	return r, nil
 }
 
 // takeScript: KEYS are the limits; ARGV[1] recipients, ARGV[2] lookahead in
 // µs, then per key its interval (µs per recipient) and its burst (µs).
+// Returns {1, hold µs, 0} or {0, wait µs, position of the limit that set it}.
 //
 // A limit's key holds the time, in µs, at which its backlog drains. A take
 // of n that finds the backlog at tat ends it at tat + n*interval. What may
@@ -123,7 +132,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[1])
 local ahead = tonumber(ARGV[2])
-local hold, retry = 0, 0
+local hold, retry, blocker = 0, 0, 0
 local ends = {}
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[1 + 2*i])
@@ -133,15 +142,18 @@ for i, key in ipairs(KEYS) do
   local cost = n * interval
   local over = tat + cost - now - math.max(burst, cost)
   if over > ahead then
-    retry = math.max(retry, over - ahead)
+    if over - ahead > retry then
+      retry = over - ahead
+      blocker = i
+    end
   elseif over > hold then
     hold = over
   end
   ends[i] = tat + cost
 end
-if retry > 0 then return {0, math.ceil(retry)} end
+if retry > 0 then return {0, math.ceil(retry), blocker} end
 for i, key in ipairs(KEYS) do
   redis.call('SET', key, string.format('%.0f', ends[i]), 'PX', math.ceil((ends[i] - now) / 1000) + 1000)
 end
-return {1, math.ceil(hold)}
+return {1, math.ceil(hold), 0}
 `)

@@ -65,6 +65,7 @@ func TestAllOrNothing(t *testing.T) {
 	r := take(t, l, 2, 0, plan, bulk)
 	require.False(t, r.OK, "the queue limit is spent")
 	require.Greater(t, r.Wait, time.Second, "the stricter limit sets the wait")
+	require.Equal(t, "queue:mms:bulk", r.Blocker)
 
 	// The refused take left the plan untouched: 8 of its 10 remain.
 	require.True(t, take(t, l, 8, 0, plan).OK)

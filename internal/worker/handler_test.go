@@ -722,3 +722,30 @@ func TestSuppressedBeforeSending(t *testing.T) {
 	require.Zero(t, got.Attempts, "the wait spent no attempt")
 	require.Len(t, b.sim.Batches(), 1)
 }
+
+type fakeCampaigns struct{ canceled bool }
+
+func (f fakeCampaigns) Canceled(context.Context, string) (bool, error) { return f.canceled, nil }
+
+// TestCanceledCampaignAfterUnclearAttempt: a job of a canceled campaign that
+// an earlier attempt left "sending" is looked up at Sinch first; Sinch holds
+// no batch, so it ends canceled instead of being sent.
+func TestCanceledCampaignAfterUnclearAttempt(t *testing.T) {
+	b := setup(t, options{})
+	j := b.create(t, 3)
+	j.CampaignID = "01arz3ndektsv4rrffq69g5fav"
+	require.NoError(t, b.rdb.HSet(context.Background(), "mmsgate:job:{"+j.ID+"}", "cid", j.CampaignID).Err())
+	_, err := b.store.Begin(context.Background(), j.ID) // the worker that died
+	require.NoError(t, err)
+
+	b.h.cfg.Campaigns = fakeCampaigns{canceled: true}
+	p, err := json.Marshal(task.SendFor(j))
+	require.NoError(t, err)
+	require.NoError(t, b.h.ProcessTask(context.Background(), asynq.NewTask(task.TypeSend, p)))
+
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusCanceled, got.Status)
+	require.Equal(t, "campaign_canceled", got.LastError.Code)
+	require.Equal(t, int32(1), b.lookups.Load(), "looked Sinch up first")
+	require.Empty(t, b.sim.Batches(), "nothing sent")
+}

@@ -47,9 +47,19 @@ func (l *Limits) forTask(p task.SendPayload, queue string) []ratelimit.Limit {
 	return out
 }
 
+// maxRateWait caps the wait a limit may ask for: a task comes back at
+// least this often to look again.
+const maxRateWait = time.Hour
+
 // admit waits until the rate limits have room for the task's recipients and
 // takes it. It returns nil when the send may go, or an error that puts the
 // task back for when there will be room.
+//
+// A task waits in place only for the plan's limit, which holds every send
+// alike, and for at most MaxWait in all. When a narrower limit is full (its
+// queue's, its sender's, its campaign's), the task goes back to the queue at
+// once: a worker slot asleep on it would be one less for the sends that
+// could go.
 func (h *Handler) admit(ctx context.Context, p task.SendPayload) error {
 	l := h.cfg.Limits
 	if l == nil {
@@ -62,31 +72,34 @@ func (h *Handler) admit(ctx context.Context, p task.SendPayload) error {
 		ahead = l.MaxWait
 	}
 	n := max(p.Recipients, 1)
+	var waited time.Duration
 	for {
 		res, err := l.Limiter.Take(ctx, n, ahead, limits...)
 		if err != nil {
 			// Redis trouble: try again soon, at no cost to the message.
 			return &retryError{delay: time.Second, counted: false, err: err}
 		}
+		wait := min(max(res.Wait, 0), maxRateWait)
 		if res.OK {
-			if res.Wait > 0 {
-				h.cfg.Metrics.RateLimitWait(queue, "in_place", res.Wait)
+			if wait > 0 {
+				h.cfg.Metrics.RateLimitWait(queue, "in_place", wait)
 			}
-			return sleep(ctx, res.Wait)
+			return sleep(ctx, wait)
 		}
-		if res.Wait > l.MaxWait {
-			// Spread the sends that were refused together over a little
-			// time, so they do not all come back at once.
-			delay := res.Wait + rand.N(res.Wait/10+time.Millisecond)
+		// Sends refused together are spread over a tenth of their wait, so
+		// they do not all come back at once.
+		wait += rand.N(wait/10 + time.Millisecond)
+		if res.Blocker != l.Plan.Key || waited+wait > l.MaxWait {
 			h.cfg.Metrics.RateLimitWait(queue, "requeued", 0)
-			h.log.Debug().Str("job_id", p.JobID).Str("queue", queue).Dur("delay_ms", delay).Msg("rate limit full; task put back")
-			return &retryError{delay: delay, counted: false, err: errRateLimited}
+			h.log.Debug().Str("job_id", p.JobID).Str("queue", queue).Str("limit", res.Blocker).
+				Dur("delay_ms", wait).Msg("rate limit full; task put back")
+			return &retryError{delay: wait, counted: false, err: errRateLimited}
 		}
-		wait := res.Wait + rand.N(res.Wait/10+time.Millisecond)
 		h.cfg.Metrics.RateLimitWait(queue, "in_place", wait)
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
+		waited += wait
 	}
 }
 

@@ -158,10 +158,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// A recipient may have opted out since the job was accepted.
 	suppressed, err := h.suppressed(ctx, job)
 	if err != nil {
-		// Our Redis, not Sinch: wait, at no cost to the message.
-		jerr := &mms.JobError{Code: "suppression_check_failed", Message: err.Error(), At: h.now().UTC()}
-		return h.wait(log, job, err, jerr, h.cfg.Backoff.Delay(1), false,
-			"could not read the suppression list; job waits")
+		return h.checkFailed(log, job, err, "suppression_check_failed", "could not read the suppression list")
 	}
 	if len(suppressed) == len(job.Message.To) {
 		return h.allSuppressed(log, job)
@@ -171,6 +168,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		job.Message = job.Message.Only(keep)
 		job.Suppressed = append(job.Suppressed, suppressed...)
 		log.Info().Int("suppressed", len(suppressed)).Msg("recipients on the suppression list left out")
+	}
+
+	// The campaign may have been canceled since the first look: while this
+	// task waited for room, or while an earlier attempt of unknown outcome
+	// was settled above (Sinch holds no batch, so the job may still end).
+	if job.CampaignID != "" && h.cfg.Campaigns != nil {
+		canceled, err := h.cfg.Campaigns.Canceled(ctx, job.CampaignID)
+		if err != nil {
+			return h.checkFailed(log, job, err, "campaign_check_failed", "could not read the job's campaign")
+		}
+		if canceled {
+			return h.campaignGone(log, job)
+		}
 	}
 
 	start := time.Now()
@@ -217,6 +227,26 @@ func (h *Handler) suppressed(ctx context.Context, job *mms.Job) (numberSet, erro
 	}
 	_, out := mms.Without(job.Message.To, hit)
 	return out, nil
+}
+
+// checkFailed holds a job whose check before sending could not be made:
+// our Redis failed, not Sinch, so the job waits at no cost to the message.
+func (h *Handler) checkFailed(log zerolog.Logger, job *mms.Job, err error, code, what string) error {
+	jerr := &mms.JobError{Code: code, Message: err.Error(), At: h.now().UTC()}
+	return h.wait(log, job, err, jerr, h.cfg.Backoff.Delay(1), false, what+"; job waits")
+}
+
+// campaignGone ends a job of a canceled campaign that Sinch holds no batch
+// of: nothing is sent.
+func (h *Handler) campaignGone(log zerolog.Logger, job *mms.Job) error {
+	jerr := &mms.JobError{Code: "campaign_canceled", At: h.now().UTC(),
+		Message: "the campaign was canceled before this batch was sent"}
+	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusCanceled, Err: jerr}); err != nil {
+		log.Error().Err(err).Msg("could not store a canceled job")
+		return err
+	}
+	log.Info().Str("campaign_id", job.CampaignID).Msg("campaign canceled; job not sent")
+	return nil
 }
 
 // allSuppressed ends a job whose every recipient opted out after it was
