@@ -7,10 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,7 +222,7 @@ func (s *server) readCampaign(c echo.Context) (*mms.CampaignRequest, []byte, err
 	req := &mms.CampaignRequest{}
 	switch mt {
 	case echo.MIMEApplicationJSON:
-		body, err := io.ReadAll(r.Body)
+		body, err := readBody(r.Body)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -232,15 +232,12 @@ func (s *server) readCampaign(c echo.Context) (*mms.CampaignRequest, []byte, err
 		return req, body, nil
 
 	case "text/csv":
-		body, err := io.ReadAll(r.Body)
+		body, err := readBody(r.Body)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := req.ReadCampaignFields(r.URL.Query()); err != nil {
-			return nil, nil, badJSON(err)
-		}
-		if err := req.ReadRecipientsCSV(bytes.NewReader(body)); err != nil {
-			return nil, nil, badJSON(err)
+		if err := readCSVCampaign(req, r.URL.Query(), body); err != nil {
+			return nil, nil, err
 		}
 		return req, append([]byte(r.URL.RawQuery+"\n"), body...), nil
 
@@ -250,34 +247,70 @@ func (s *server) readCampaign(c echo.Context) (*mms.CampaignRequest, []byte, err
 			if errors.As(err, &mbe) {
 				return nil, nil, err
 			}
-			return nil, nil, badJSON(&mms.ValidationError{Fields: []mms.FieldError{
-				{Field: "body", Message: "is not a valid multipart form"}}})
+			return nil, nil, invalid("invalid_form", "the body is not a valid multipart form", "body",
+				"is not a valid multipart form")
+		}
+		defer func() { _ = r.MultipartForm.RemoveAll() }()
+		for name := range r.MultipartForm.File {
+			if name != "recipients" {
+				return nil, nil, invalid("invalid_form", "the form has an unknown file", name,
+					"is not a known file field; attach the CSV as \"recipients\"")
+			}
 		}
 		files := r.MultipartForm.File["recipients"]
 		if len(files) != 1 {
-			return nil, nil, badJSON(&mms.ValidationError{Fields: []mms.FieldError{
-				{Field: "recipients", Message: "attach exactly one CSV file as form field \"recipients\""}}})
+			return nil, nil, invalid("invalid_form", "the form needs one CSV file", "recipients",
+				"attach exactly one CSV file as form field \"recipients\"")
 		}
 		f, err := files[0].Open()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, unreadable(err)
 		}
 		defer f.Close()
-		body, err := io.ReadAll(f)
+		body, err := readBody(f)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := req.ReadCampaignFields(r.MultipartForm.Value); err != nil {
-			return nil, nil, badJSON(err)
-		}
-		if err := req.ReadRecipientsCSV(bytes.NewReader(body)); err != nil {
-			return nil, nil, badJSON(err)
+		if err := readCSVCampaign(req, r.MultipartForm.Value, body); err != nil {
+			return nil, nil, err
 		}
 		form, _ := json.Marshal(r.MultipartForm.Value)
 		return req, append(append(form, '\n'), body...), nil
 	}
 	return nil, nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
 		"Content-Type must be application/json, text/csv or multipart/form-data")
+}
+
+// readCSVCampaign fills req from a CSV of recipients and the other fields
+// as a query string or form values. Lines ended by a carriage return alone,
+// as some spreadsheets write them, are read as lines too.
+func readCSVCampaign(req *mms.CampaignRequest, fields url.Values, body []byte) error {
+	if err := req.ReadCampaignFields(fields); err != nil {
+		return asInvalid(err, "invalid_query", "a field given with the CSV is not valid")
+	}
+	if !bytes.ContainsRune(body, '\n') {
+		body = bytes.ReplaceAll(body, []byte{'\r'}, []byte{'\n'})
+	}
+	if err := req.ReadRecipientsCSV(bytes.NewReader(body)); err != nil {
+		return asInvalid(err, "invalid_csv", "the CSV of recipients is not valid")
+	}
+	return nil
+}
+
+// invalid is a 400 with one field named.
+func invalid(code, msg, field, problem string) error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg,
+		Fields: []mms.FieldError{{Field: field, Message: problem}}}
+}
+
+// asInvalid maps a reading error to a 400 with the given code, naming the
+// fields a validation error names.
+func asInvalid(err error, code, msg string) error {
+	var verr *mms.ValidationError
+	if errors.As(err, &verr) {
+		return &Error{Status: http.StatusBadRequest, Code: code, Message: msg, Fields: verr.Fields}
+	}
+	return unreadable(err)
 }
 
 // campaignFingerprint identifies a campaign request by its content, taken
@@ -375,8 +408,8 @@ type campaignJob struct {
 	JobID        string     `json:"job_id"`
 	Status       mms.Status `json:"status"`
 	Recipients   int        `json:"recipients"`
-	ErrorCode    string     `json:"error_code,omitempty"`
-	SinchBatchID string     `json:"sinch_batch_id,omitempty"`
+	ErrorCode    *string    `json:"error_code"`
+	SinchBatchID *string    `json:"sinch_batch_id"`
 	UpdatedAt    *time.Time `json:"updated_at"`
 	StatusURL    string     `json:"status_url"`
 }
@@ -393,9 +426,12 @@ func (s *server) listCampaignJobs(c echo.Context) error {
 	}
 	var fields []mms.FieldError
 	q := c.QueryParams()
-	for k := range q {
-		if !slices.Contains([]string{"status", "cursor", "limit"}, k) {
+	for k, vals := range q {
+		switch {
+		case !slices.Contains([]string{"status", "cursor", "limit"}, k):
 			fields = append(fields, mms.FieldError{Field: k, Message: "is not a known query parameter"})
+		case len(vals) > 1:
+			fields = append(fields, mms.FieldError{Field: k, Message: "appears more than once"})
 		}
 	}
 	status := mms.Status(q.Get("status"))
@@ -429,8 +465,13 @@ func (s *server) listCampaignJobs(c echo.Context) error {
 		NextCursor *string       `json:"next_cursor"`
 	}{Jobs: make([]campaignJob, 0, len(page.Jobs))}
 	for _, b := range page.Jobs {
-		j := campaignJob{JobID: b.ID, Status: b.Status, Recipients: b.Recipients, ErrorCode: b.ErrCode,
-			SinchBatchID: b.BatchID, StatusURL: statusURL(b.ID)}
+		j := campaignJob{JobID: b.ID, Status: b.Status, Recipients: b.Recipients, StatusURL: statusURL(b.ID)}
+		if b.ErrCode != "" {
+			j.ErrorCode = &b.ErrCode
+		}
+		if b.BatchID != "" {
+			j.SinchBatchID = &b.BatchID
+		}
 		if !b.UpdatedAt.IsZero() {
 			u := b.UpdatedAt
 			j.UpdatedAt = &u

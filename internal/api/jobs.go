@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -39,7 +40,7 @@ type jobView struct {
 	NextAttemptAt *time.Time    `json:"next_attempt_at"`
 	LastError     *mms.JobError `json:"last_error"`
 	SinchBatchID  *string       `json:"sinch_batch_id"`
-	SentAt        *time.Time    `json:"sent_at,omitempty"`
+	SentAt        *time.Time    `json:"sent_at"`
 	ExpireAt      time.Time     `json:"expire_at"`
 	SendAt        *time.Time    `json:"send_at,omitempty"`
 	Suppressed    []string      `json:"suppressed,omitempty"`
@@ -272,5 +273,26 @@ func badJSON(err error) error {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: "the body is not a valid request", Fields: verr.Fields}
 	}
-	return err
+	return unreadable(err)
+}
+
+// readBody reads a request body whole; see unreadable for its errors.
+func readBody(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, unreadable(err)
+	}
+	return b, nil
+}
+
+// unreadable maps an error reading a request body: one over the size limit
+// stays what it is (413); any other (a body cut short, broken chunking) is
+// the client's: 400.
+func unreadable(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "unreadable_body",
+		Message: "the body could not be read in full: " + err.Error()}
 }

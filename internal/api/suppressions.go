@@ -82,9 +82,9 @@ func (s *server) numberOnly(c echo.Context) (string, error) {
 // 201 when the number is new, 200 with the entry as first stored when it was
 // there already.
 func (s *server) putSuppression(c echo.Context) error {
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readBody(c.Request().Body)
 	if err != nil {
-		return err // over the size limit: 413
+		return err
 	}
 	var req struct {
 		Reason string `json:"reason"`
@@ -310,9 +310,9 @@ func readImportJSON(body io.Reader) ([]candidate, string, error) {
 // cut down to its first. It stops early once there are more numbers than
 // an import may hold.
 func readCSV(body io.Reader) ([]candidate, error) {
-	raw, err := io.ReadAll(body)
+	raw, err := readBody(body)
 	if err != nil {
-		return nil, err // over the size limit: 413
+		return nil, err
 	}
 	raw = bytes.TrimPrefix(raw, []byte("\ufeff")) // a byte order mark, as spreadsheets write
 	cr := csv.NewReader(bytes.NewReader(raw))

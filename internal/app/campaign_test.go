@@ -246,6 +246,7 @@ func TestCampaignScheduleThenCancel(t *testing.T) {
 	c = s.do(t, http.MethodDelete, "/api/mms/campaigns/"+id, "", "")
 	require.Equal(t, http.StatusOK, c.status)
 	require.Equal(t, 0, num(c.body["canceled_jobs"]))
+	require.Equal(t, 2, num(c.body["already_canceled_jobs"]))
 	require.Equal(t, http.StatusNotFound,
 		s.do(t, http.MethodDelete, "/api/mms/campaigns/01arz3ndektsv4rrffq69g5fav", "", "").status)
 }

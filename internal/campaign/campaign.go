@@ -237,7 +237,9 @@ type CancelSummary struct {
 	CanceledJobs       int            `json:"canceled_jobs"`
 	CanceledRecipients int            `json:"canceled_recipients"`
 	NotCanceled        map[string]int `json:"not_canceled_jobs"` // by status: sent, sending...
-	NotYetCreated      int            `json:"not_yet_created_jobs"`
+	// AlreadyCanceled counts jobs that were canceled before this call.
+	AlreadyCanceled int `json:"already_canceled_jobs"`
+	NotYetCreated   int `json:"not_yet_created_jobs"`
 }
 
 // Cancel stops a campaign: no further job is created, and every job that
@@ -275,6 +277,8 @@ func (s *Store) Cancel(ctx context.Context, id string) (*CancelSummary, error) {
 		case c.Canceled:
 			sum.CanceledJobs++
 			sum.CanceledRecipients += r.batchLen(i)
+		case c.Status == mms.StatusCanceled:
+			sum.AlreadyCanceled++
 		case c.Status == "":
 			sum.NotCanceled["missing"]++
 		default:

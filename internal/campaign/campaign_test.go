@@ -543,8 +543,9 @@ func TestCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 4, sum.CanceledJobs, "the retrying job and the three queued ones")
 	require.Equal(t, 3+3+3+1, sum.CanceledRecipients)
-	require.Equal(t, map[string]int{"sent": 1, "sending": 1, "failed": 1, "retrying": 1, "missing": 1,
-		"canceled": 1}, sum.NotCanceled)
+	require.Equal(t, map[string]int{"sent": 1, "sending": 1, "failed": 1, "retrying": 1, "missing": 1},
+		sum.NotCanceled)
+	require.Equal(t, 1, sum.AlreadyCanceled, "the one an operator canceled")
 	require.Zero(t, sum.NotYetCreated)
 
 	want := []mms.Status{mms.StatusSent, mms.StatusSending, mms.StatusFailed, mms.StatusCanceled,
@@ -578,11 +579,12 @@ func TestCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, again.CanceledJobs)
 	require.Zero(t, again.CanceledRecipients)
-	total := 0
+	total := again.AlreadyCanceled
 	for _, n := range again.NotCanceled {
 		total += n
 	}
 	require.Equal(t, 10, total, "every job is accounted for")
+	require.Equal(t, 5, again.AlreadyCanceled)
 	after, err := e.jobs.Briefs(ctx, ids)
 	require.NoError(t, err)
 	require.Equal(t, briefs, after)
@@ -969,4 +971,26 @@ func TestCancelCompleted(t *testing.T) {
 	sum, err := e.store.Summarize(t.Context(), r.ID)
 	require.NoError(t, err)
 	require.Equal(t, "completed", sum.Status)
+}
+
+// TestSummarizeCountsSuppressedApart: recipients the worker left out for
+// the suppression list are counted as such, not as sent.
+func TestSummarizeCountsSuppressedApart(t *testing.T) {
+	e := setup(t)
+	ctx := t.Context()
+	r, plan := e.create(t, plain(numbers(4)), 2)
+	require.NoError(t, e.expand(t, r.ID))
+	id := JobID(r.ID, 0)
+	_, err := e.jobs.Begin(ctx, id)
+	require.NoError(t, err)
+	ok, err := e.jobs.Finish(ctx, id, jobstore.Outcome{Status: mms.StatusSent, BatchID: "b1",
+		Suppressed: plan.Recipients[:1]})
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	sum, err := e.store.Summarize(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, map[mms.Status]int{mms.StatusSent: 1, StatusSuppressed: 1, mms.StatusQueued: 2},
+		sum.Recipients)
+	require.Equal(t, 2, sum.Done)
 }

@@ -38,6 +38,10 @@ type ErrorCount struct {
 	Recipients int `json:"recipients"`
 }
 
+// StatusSuppressed counts, in Summary.Recipients, the recipients left out
+// of their job's batch because they are on the suppression list.
+const StatusSuppressed mms.Status = "suppressed"
+
 // rateWindow is the span over which the current rate is measured.
 const rateWindow = time.Minute
 
@@ -62,7 +66,12 @@ func (s *Store) Summarize(ctx context.Context, id string) (*Summary, error) {
 			status = "missing"
 		}
 		sum.Jobs[status]++
-		sum.Recipients[status] += n
+		// Recipients left out for the suppression list count apart.
+		sup := min(b.Suppressed, n)
+		if sup > 0 {
+			sum.Recipients[StatusSuppressed] += sup
+		}
+		sum.Recipients[status] += n - sup
 		// Handed to Sinch or ended: nothing left for us to send. A job
 		// gone from Redis outlived its retention, so it ended long ago.
 		if status.Rank() >= mms.StatusSent.Rank() || b.Status == "" {
@@ -71,7 +80,7 @@ func (s *Store) Summarize(ctx context.Context, id string) (*Summary, error) {
 			pending += n
 		}
 		if !b.SentAt.IsZero() && now.Sub(b.SentAt) <= rateWindow {
-			recent += n
+			recent += n - sup
 		}
 		if status == mms.StatusFailed || status == mms.StatusExpired || status == mms.StatusCanceled {
 			// An expiry, and a job canceled on its own, record no code:

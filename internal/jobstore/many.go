@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,6 +27,9 @@ type Brief struct {
 	BatchID    string
 	UpdatedAt  time.Time
 	SentAt     time.Time
+	// Suppressed is how many recipients were left out of the batch for
+	// the suppression list.
+	Suppressed int
 }
 
 // Briefs reads the briefs of the given jobs, in order.
@@ -36,7 +40,7 @@ func (s *Store) Briefs(ctx context.Context, ids []string) ([]Brief, error) {
 		cmds := make([]*redis.SliceCmd, len(part))
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range part {
-				cmds[i] = p.HMGet(ctx, key(id), fStatus, fCount, fError, fBatchID, fUpdated, fSentAt)
+				cmds[i] = p.HMGet(ctx, key(id), fStatus, fCount, fError, fBatchID, fUpdated, fSentAt, fSuppress)
 			}
 			return nil
 		})
@@ -58,6 +62,9 @@ func (s *Store) Briefs(ctx context.Context, ids []string) ([]Brief, error) {
 			b.BatchID = str(3)
 			b.UpdatedAt = fromMS(str(4))
 			b.SentAt = fromMS(str(5))
+			if sup := str(6); sup != "" {
+				b.Suppressed = strings.Count(sup, ",") + 1
+			}
 			out = append(out, b)
 		}
 	}

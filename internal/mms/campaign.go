@@ -24,6 +24,9 @@ const (
 	// invalid and duplicate entries included.
 	MaxCampaignRecipients = 100_000
 	MaxCampaignName       = 200
+	// MaxCampaignParams caps the parameter names a campaign's recipients
+	// use: each costs a value per recipient.
+	MaxCampaignParams = 20
 	// MinCampaignRate and MaxCampaignRate bound a campaign's rate cap, in
 	// recipients per second: one every 100 s at the least.
 	MinCampaignRate = 0.01
@@ -50,6 +53,7 @@ type CampaignRequest struct {
 	Reference  string              `json:"reference"`
 	CSVColumns []string            `json:"-"` // parameter names from a CSV header
 	csvRows    []campaignCSVRowRef `json:"-"`
+	overflow   int                 // CSV lines beyond MaxCampaignRecipients
 }
 
 // campaignCSVRowRef remembers the CSV line a recipient came from, so that
@@ -225,8 +229,9 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 	switch {
 	case len(r.Recipients) == 0:
 		verr.add("recipients", "is required: 1 to %d phone numbers", MaxCampaignRecipients)
-	case len(r.Recipients) > MaxCampaignRecipients:
-		verr.add("recipients", "has %d entries; at most %d are allowed", len(r.Recipients), MaxCampaignRecipients)
+	case len(r.Recipients)+r.overflow > MaxCampaignRecipients:
+		verr.add("recipients", "has %d entries; at most %d are allowed", len(r.Recipients)+r.overflow,
+			MaxCampaignRecipients)
 	}
 	if r.RateLimit != 0 && !(r.RateLimit >= MinCampaignRate && r.RateLimit <= MaxCampaignRate) {
 		verr.add("rate_limit", "must be %g to %g recipients per second; leave it out for no cap",
@@ -247,6 +252,9 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 		defaults[name] = v
 	}
 	needed := placeholders(r.Message, &verr)
+	if names := r.columnsUsed(); len(names) > MaxCampaignParams {
+		verr.add("recipients", "use %d parameter names; at most %d are allowed", len(names), MaxCampaignParams)
+	}
 	if len(verr.Fields) > 0 {
 		return nil, &verr
 	}
@@ -448,6 +456,10 @@ func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
 		if first {
 			first = false
 			if slices.Contains(csvHeaders, strings.ToLower(strings.TrimSpace(rec[0]))) {
+				if len(rec)-1 > MaxCampaignParams {
+					return fieldError("recipients", fmt.Sprintf("line %d: has %d parameter columns; at most %d are allowed",
+						line, len(rec)-1, MaxCampaignParams))
+				}
 				header = slices.Clone(rec[1:])
 				for i, h := range header {
 					header[i] = strings.TrimSpace(h)
@@ -470,8 +482,8 @@ func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
 				line, len(rec), len(header)+1))
 		}
 		if len(r.Recipients) >= MaxCampaignRecipients {
-			return fieldError("recipients", fmt.Sprintf("has more than %d lines; at most %d recipients are allowed",
-				MaxCampaignRecipients, MaxCampaignRecipients))
+			r.overflow++ // counted, for Validate to report, but not kept
+			continue
 		}
 		rc := CampaignRecipient{To: strings.TrimSpace(rec[0])}
 		if len(header) > 0 {

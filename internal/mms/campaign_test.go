@@ -519,11 +519,17 @@ func TestReadRecipientsCSV(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, r.Recipients, mms.MaxCampaignRecipients)
 
+		// One line more reads, but Validate refuses it, as it does the same
+		// in JSON: 422, with the count.
 		b.WriteString("+12025550101,x\n")
-		_, err = read(t, b.String())
+		r, err = read(t, b.String())
+		require.NoError(t, err)
+		require.Len(t, r.Recipients, mms.MaxCampaignRecipients, "the extra line is not kept")
+		r.MediaURL = "https://cdn.example.com/a.jpg"
+		_, err = r.Validate(rules)
 		f := fieldOf(t, err)
 		require.Equal(t, "recipients", f.Field)
-		require.Contains(t, f.Message, "100000")
+		require.Contains(t, f.Message, "has 100001 entries")
 	})
 }
 
@@ -608,4 +614,29 @@ func TestCampaignCSVEndToEnd(t *testing.T) {
 		"first": {"+12025550101": "Ann", "+12025550102": "", "default": "you"},
 	}, plan.Batch(0, 2).Parameters, "an empty cell is a value: the default does not replace it")
 	require.False(t, errors.Is(err, mms.ErrNoRecipients))
+}
+
+// TestCampaignParameterNamesCapped: each parameter name costs a value per
+// recipient, so a campaign may use only a few; a request using many is
+// refused before any of that is built.
+func TestCampaignParameterNamesCapped(t *testing.T) {
+	recs := make(mms.CampaignRecipients, 2000)
+	for i := range recs {
+		recs[i] = mms.CampaignRecipient{To: fmt.Sprintf("+1202555%04d", i),
+			Parameters: map[string]string{fmt.Sprintf("p%d", i): "v"}}
+	}
+	r := &mms.CampaignRequest{MediaURL: "https://cdn.example.com/a.jpg", Recipients: recs}
+	_, err := r.Validate(rules)
+	var verr *mms.ValidationError
+	require.ErrorAs(t, err, &verr)
+	require.Equal(t, "recipients", verr.Fields[0].Field)
+	require.Contains(t, verr.Fields[0].Message, "parameter names")
+
+	header := "phone"
+	for i := range mms.MaxCampaignParams + 1 {
+		header += fmt.Sprintf(",c%d", i)
+	}
+	err = (&mms.CampaignRequest{}).ReadRecipientsCSV(strings.NewReader(header + "\n"))
+	require.ErrorAs(t, err, &verr)
+	require.Contains(t, verr.Fields[0].Message, "parameter columns")
 }
