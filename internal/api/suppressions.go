@@ -222,6 +222,14 @@ func (s *server) importSuppressions(c echo.Context) error {
 		isCSV  = mt == "text/csv"
 		err    error
 	)
+	for k, vals := range r.URL.Query() {
+		switch {
+		case k != "reason":
+			return invalid("invalid_query", "the query is not valid", k, "is not a known query parameter")
+		case len(vals) > 1:
+			return invalid("invalid_query", "the query is not valid", k, "appears more than once")
+		}
+	}
 	switch {
 	case isCSV:
 		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
