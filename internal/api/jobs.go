@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,14 @@ type accepted struct {
 	Suppressed []string `json:"suppressed,omitempty"`
 }
 
+// delivery is one recipient's latest delivery report.
+type delivery struct {
+	Recipient string    `json:"recipient"`
+	Status    string    `json:"status"`
+	Code      int       `json:"code"`
+	At        time.Time `json:"at"`
+}
+
 // jobView is a job as clients see it.
 type jobView struct {
 	JobID         string        `json:"job_id"`
@@ -44,6 +53,7 @@ type jobView struct {
 	ExpireAt      time.Time     `json:"expire_at"`
 	SendAt        *time.Time    `json:"send_at,omitempty"`
 	Suppressed    []string      `json:"suppressed,omitempty"`
+	Delivery      []delivery    `json:"delivery,omitempty"`
 	CampaignID    string        `json:"campaign_id,omitempty"`
 	History       []mms.Event   `json:"history"`
 	CreatedAt     time.Time     `json:"created_at"`
@@ -249,7 +259,19 @@ func (s *server) getJob(c echo.Context) error {
 		reqLog(c, s.deps.Log).Warn().Err(err).Msg("job not read")
 		return errUnavailable()
 	}
-	return c.JSON(http.StatusOK, viewOf(j))
+	v := viewOf(j)
+	if j.Status.Rank() >= mms.StatusSent.Rank() {
+		reps, err := s.deps.Store.Reports(ctx, id)
+		if err != nil {
+			reqLog(c, s.deps.Log).Warn().Err(err).Msg("delivery reports not read")
+			return errUnavailable()
+		}
+		slices.SortFunc(reps, func(a, b jobstore.Report) int { return strings.Compare(a.Recipient, b.Recipient) })
+		for _, r := range reps {
+			v.Delivery = append(v.Delivery, delivery{Recipient: r.Recipient, Status: r.Status, Code: r.Code, At: r.At})
+		}
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 func requireJSON(r *http.Request) error {

@@ -51,6 +51,9 @@ type Config struct {
 	MaxAttempts int
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration
+	// Reports, when not nil, serves the endpoint that takes Sinch's
+	// delivery reports.
+	Reports *ReportsConfig
 	// Ops, when not nil, serves the queue UI under /ops/.
 	Ops *OpsConfig
 }
@@ -134,6 +137,11 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	get("/api/mms/suppressions/:number", s.getSuppression, mw...)
 	e.DELETE("/api/mms/suppressions/:number", s.deleteSuppression, mw...)
 
+	if cfg.Reports != nil {
+		// Sinch's calls carry the secret in the path, not an API key, and
+		// are not counted against any key's rate limit.
+		e.POST(cfg.Reports.Path+"/:secret", s.takeReports)
+	}
 	if cfg.Ops != nil {
 		mountOps(e, *cfg.Ops, log)
 	}

@@ -75,6 +75,10 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		CampaignBatchSize: cfg.CampaignBatchSize,
 		BulkTimeout:       bulkTimeout,
 	}
+	if cfg.ReportSecret.Value() != "" {
+		acfg.Reports = &api.ReportsConfig{Path: cfg.ReportPath, URLSecret: cfg.ReportSecret.Value(),
+			WebhookSecret: cfg.WebhookSecret.Value()}
+	}
 	if cfg.OpsUser != "" {
 		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),
 			ReadWrite: cfg.OpsReadWrite, Redis: redisconn.ConnOpt{Opt: opt}}
@@ -174,6 +178,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		Limits:         limits(cfg, rdb, log),
 		Campaigns:      campaigns,
 		Suppressions:   suppress.New(rdb),
+		CallbackURL:    cfg.CallbackURL,
+		DeliveryReport: cfg.DeliveryReport,
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,

@@ -81,12 +81,29 @@ type options struct {
 	workers int
 	// batchSize is the campaigns' batch size (default 1000).
 	batchSize int
+	// reports turns on the delivery-report endpoint, with an HMAC secret;
+	// persistent gives the stack a Redis that can be restarted.
+	reports    bool
+	persistent bool
 }
 
 func setup(t *testing.T, o options) *stack {
 	t.Helper()
 
-	rs := redistest.Start(t)
+	rs := redistest.Start
+	if o.persistent {
+		rs = redistest.StartPersistent
+	}
+	return setupOn(t, rs(t), o)
+}
+
+const (
+	reportSecret  = "report-secret-0123456789"
+	webhookSecret = "webhook-hmac-secret"
+)
+
+func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
+	t.Helper()
 	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken, Latency: o.simLatency})
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
@@ -116,6 +133,9 @@ func setup(t *testing.T, o options) *stack {
 		IdempotencyTTL:  24 * time.Hour,
 
 		CampaignBatchSize: cmp.Or(o.batchSize, 1000),
+	}
+	if o.reports {
+		apiCfg.ReportPath, apiCfg.ReportSecret, apiCfg.WebhookSecret = "/sinch/reports", reportSecret, webhookSecret
 	}
 	if o.ops {
 		apiCfg.OpsUser, apiCfg.OpsPassword = "operator", opsPass

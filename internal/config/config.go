@@ -99,6 +99,14 @@ type API struct {
 	MaxSchedule time.Duration `envconfig:"MAX_SCHEDULE" default:"168h"`
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration `envconfig:"IDEMPOTENCY_TTL" default:"24h"`
+
+	// ReportPath is where Sinch posts delivery reports, followed by
+	// "/" and ReportSecret; without ReportSecret the endpoint is off.
+	// WebhookSecret, when set, is the service plan's HMAC secret, and every
+	// report must be signed with it.
+	ReportPath    string `envconfig:"SINCH_REPORT_PATH" default:"/sinch/reports"`
+	ReportSecret  Secret `envconfig:"SINCH_REPORT_SECRET"`
+	WebhookSecret Secret `envconfig:"SINCH_WEBHOOK_SECRET"`
 }
 
 // Worker holds the settings of cmd/worker.
@@ -134,6 +142,12 @@ type Worker struct {
 	// MetricsAddr is where the worker serves /metrics and /healthz, e.g.
 	// 127.0.0.1:9091; empty (the default) turns that server off.
 	MetricsAddr string `envconfig:"METRICS_ADDR"`
+
+	// CallbackURL, when set, is where Sinch sends delivery reports: the
+	// API's SINCH_REPORT_PATH and secret, as Sinch reaches them; each
+	// batch asks for reports of the kind DeliveryReport.
+	CallbackURL    string `envconfig:"SINCH_CALLBACK_URL"`
+	DeliveryReport string `envconfig:"SINCH_DELIVERY_REPORT" default:"per_recipient_final"`
 
 	// SinchRateLimit is the service plan's rate in recipients per second,
 	// shared by every worker; 0 sends as fast as the workers go.
@@ -264,6 +278,9 @@ func (c API) Validate() error {
 	if c.CampaignBatchSize < 1 || c.CampaignBatchSize > mms.MaxRecipients {
 		return fmt.Errorf("CAMPAIGN_BATCH_SIZE: must be between 1 and %d (Sinch's limit per batch)", mms.MaxRecipients)
 	}
+	if err := c.validateReports(); err != nil {
+		return err
+	}
 	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
 		return fmt.Errorf("DEFAULT_REGION: %q is not a region code such as US, CA or GB", c.DefaultRegion)
 	}
@@ -320,6 +337,9 @@ func (c Worker) Validate() error {
 	if c.CircuitProbeInterval < 100*time.Millisecond {
 		return errors.New("CIRCUIT_PROBE_INTERVAL: must be at least 100ms")
 	}
+	if err := c.validateReports(); err != nil {
+		return err
+	}
 	return c.validateRates()
 }
 
@@ -328,6 +348,38 @@ const (
 	minRate = 0.01
 	maxRate = 1e6
 )
+
+func (c API) validateReports() error {
+	p := c.ReportPath
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, ":*?# ") ||
+		strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ops") {
+		return errors.New("SINCH_REPORT_PATH: must be a path such as /sinch/reports, outside /api/ and /ops")
+	}
+	if s := c.ReportSecret.Value(); s != "" && (len(s) < 16 || strings.ContainsAny(s, "/?#% ")) {
+		return errors.New("SINCH_REPORT_SECRET: must be at least 16 characters, none of / ? # % or space")
+	}
+	if c.WebhookSecret.Value() != "" && c.ReportSecret.Value() == "" {
+		return errors.New("SINCH_WEBHOOK_SECRET: needs SINCH_REPORT_SECRET, which turns the report endpoint on")
+	}
+	return nil
+}
+
+func (c Worker) validateReports() error {
+	switch c.DeliveryReport {
+	case "per_recipient_final", "per_recipient", "full":
+	default:
+		return fmt.Errorf("SINCH_DELIVERY_REPORT: %q is not one of per_recipient_final, per_recipient, full",
+			c.DeliveryReport)
+	}
+	if c.CallbackURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.CallbackURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errors.New("SINCH_CALLBACK_URL: must be an http(s) URL, e.g. https://mms.example.com/sinch/reports/<secret>")
+	}
+	return nil
+}
 
 func (c Worker) validateRates() error {
 	for _, r := range []struct {

@@ -212,8 +212,10 @@ type Outcome struct {
 	Uncount bool
 	// Ambiguous records that Sinch may hold the batch despite the error.
 	Ambiguous bool
-	// Suppressed, if set, lists the recipients left out of the batch.
+	// Suppressed, if set, lists the recipients left out of the batch, and
+	// Recipients how many it went to.
 	Suppressed []string
+	Recipients int
 }
 
 // Finish records the outcome of an attempt. It reports false, and changes
@@ -247,6 +249,9 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) 
 	}
 	if len(o.Suppressed) > 0 {
 		args = append(args, fSuppress, strings.Join(o.Suppressed, ","))
+	}
+	if o.Recipients > 0 {
+		args = append(args, fCount, o.Recipients)
 	}
 	if o.Err != nil {
 		e, err := json.Marshal(o.Err)

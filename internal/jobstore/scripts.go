@@ -84,11 +84,24 @@ return out
 // KEYS[1] job key; ARGV[1] status; ARGV[2] ttl ms; ARGV[3] now ms;
 // ARGV[4] attempts delta; ARGV[5] the code for the history, or ”;
 // ARGV[6..] field, value pairs (an empty value deletes the field).
-// Returns 1 if applied, 0 if refused, -1 if missing.
+// Returns 1 if applied, 0 if refused, -1 if missing. A "sent" that comes
+// after the job's delivery reports settled it stores the batch's details.
 var transitionScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return -1 end
-if not can_move(st, ARGV[1]) then return 0 end
+if not can_move(st, ARGV[1]) then
+  -- A delivery report can beat the worker's own record of the send: the
+  -- job has its outcome already, and takes only the batch's details.
+  if ARGV[1] == 'sent' and rank[st] == 3 and redis.call('HEXISTS', KEYS[1], 'drf') == 1 then
+    for i = 6, #ARGV, 2 do
+      if ARGV[i+1] ~= '' and (ARGV[i] == 'bid' or ARGV[i] == 'snt' or ARGV[i] == 'n' or ARGV[i] == 'sup') then
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+      end
+    end
+    return 1
+  end
+  return 0
+end
 move_to(KEYS[1], ARGV[3], ARGV[2], ARGV[1], ARGV[5])
 local d = tonumber(ARGV[4])
 if d ~= 0 then redis.call('HINCRBY', KEYS[1], 'att', d) end

@@ -15,6 +15,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/reports"
 	"github.com/mmsgate/mmsgate/internal/sinch"
 	"github.com/mmsgate/mmsgate/internal/task"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// Suppressions, if set, is the suppression list, checked just before
 	// each send.
 	Suppressions Suppressions
+	// CallbackURL, if set, is where Sinch sends the delivery reports each
+	// batch asks for, of the kind DeliveryReport.
+	CallbackURL    string
+	DeliveryReport string
 }
 
 // Suppressions tells which numbers are on the suppression list;
@@ -184,7 +189,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 
 	start := time.Now()
-	batch, err := h.sinch.SendMedia(ctx, batchFor(job))
+	mb := batchFor(job)
+	if h.cfg.CallbackURL != "" {
+		mb.DeliveryReport, mb.CallbackURL = h.cfg.DeliveryReport, h.cfg.CallbackURL
+	}
+	batch, err := h.sinch.SendMedia(ctx, mb)
 	took := time.Since(start)
 	log = log.With().Dur("duration_ms", took).Logger()
 	outcome := "ok"
@@ -330,7 +339,7 @@ func (h *Handler) record(id string, o jobstore.Outcome) (bool, error) {
 
 func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) error {
 	applied, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID,
-		Suppressed: job.Suppressed})
+		Suppressed: job.Suppressed, Recipients: len(job.Message.To)})
 	if err != nil {
 		// Sinch holds the batch but we could not say so. Returning the error
 		// makes asynq run the task again; that attempt finds the job still
@@ -341,7 +350,30 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 	h.cfg.Circuit.Success()
 	log.Info().Str("batch_id", batchID).Bool("applied", applied).Str("outcome", how).
 		Msg("mms sent")
+	h.indexBatch(log, job.ID, batchID)
 	return nil
+}
+
+// indexBatch records which job the batch belongs to, for delivery reports
+// that name only the batch, and stores those that came before it. It is
+// best effort: a report still waiting is matched by the next one, or by
+// the fetch of reports.
+func (h *Handler) indexBatch(log zerolog.Logger, jobID, batchID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
+	defer cancel()
+	pending, err := h.store.IndexBatch(ctx, batchID, jobID)
+	if err != nil {
+		log.Warn().Err(err).Msg("batch not indexed for its delivery reports")
+		return
+	}
+	for _, raw := range pending {
+		if _, err := reports.Take(ctx, h.store, []byte(raw), h.now()); err != nil {
+			log.Warn().Err(err).Msg("a delivery report that came before its batch was not stored")
+		}
+	}
+	if len(pending) > 0 {
+		log.Info().Int("reports", len(pending)).Msg("delivery reports that came before the batch stored")
+	}
 }
 
 // maxExtraChecks is how many attempts beyond its budget a job may spend on

@@ -1,0 +1,181 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Delivery reports. Each job keeps one more hash, next to its record and on
+// the same slot: recipient (E.164) -> "<status> <code> <at ms>", the latest
+// report for each. The job record counts its recipients with a final report
+// ("drf") and those delivered ("drd"); once every recipient has one, the job
+// moves to delivered, partially_delivered or failed.
+//
+// Sinch may send a report before the worker has stored the batch ID, twice,
+// out of order, or for a batch it names only by its ID. Reports carry the
+// job ID as client_reference, which matches them at once; one without it is
+// matched by batch ID, through an index the worker writes when it records
+// the batch, and waits in a pending list until then.
+
+// Report is one recipient's delivery report.
+type Report struct {
+	Recipient string // E.164
+	Status    string // Sinch's status: Delivered, Failed, Dispatched...
+	Code      int
+	At        time.Time
+}
+
+// Final reports whether Sinch will send nothing more for this recipient.
+func (r Report) Final() bool {
+	switch r.Status {
+	case "Queued", "Dispatched":
+		return false
+	}
+	return true
+}
+
+// Delivered reports whether the message reached the handset.
+func (r Report) Delivered() bool { return r.Status == "Delivered" }
+
+func drKey(id string) string          { return key(id) + ":dr" }
+func batchIndexKey(bid string) string { return "mmsgate:batch:{" + bid + "}" }
+func pendingKey(bid string) string    { return batchIndexKey(bid) + ":pending" }
+
+// Applied says what a report did.
+type Applied int
+
+// What ApplyReport can do with a report.
+const (
+	ReportStored    Applied = iota // stored; the job may have moved
+	ReportRepeat                   // the same as, or older than, what is stored: nothing changed
+	ReportNoJob                    // no such job (any more)
+	ReportFinalKept                // an intermediate report after a final one: ignored
+)
+
+// ApplyReport stores one recipient's report for job id and moves the job
+// to its delivery outcome once every recipient has a final report.
+func (s *Store) ApplyReport(ctx context.Context, id string, r Report) (Applied, error) {
+	final, delivered := "0", "0"
+	if r.Final() {
+		final = "1"
+	}
+	if r.Delivered() {
+		delivered = "1"
+	}
+	value := fmt.Sprintf("%s %d %d", r.Status, r.Code, ms(r.At))
+	code := fmt.Sprintf("%s:%d", r.Status, r.Code)
+	res, err := reportScript.Run(ctx, s.rdb, []string{key(id), drKey(id)},
+		ms(s.now()), s.ttl.Milliseconds(), r.Recipient, value, final, delivered, code).Int()
+	if err != nil {
+		return 0, fmt.Errorf("store report: %w", err)
+	}
+	return Applied(res), nil
+}
+
+// reportScript: KEYS[1] job, KEYS[2] its report hash; ARGV[1] now ms,
+// ARGV[2] ttl ms, ARGV[3] recipient, ARGV[4] "<status> <code> <at ms>",
+// ARGV[5] final (1/0), ARGV[6] delivered (1/0), ARGV[7] the history code.
+// Returns an Applied.
+var reportScript = redis.NewScript(rankTable() + canMove + addEvent + `
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return 2 end
+local old = redis.call('HGET', KEYS[2], ARGV[3])
+if old == ARGV[4] then return 1 end
+local was_final = false
+if old then
+  local ostatus = string.match(old, '^(%S+)')
+  was_final = not (ostatus == 'Queued' or ostatus == 'Dispatched')
+  if was_final and ARGV[5] == '0' then return 3 end
+  if was_final then return 1 end -- the first final report stands
+end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+add_event(KEYS[1], ARGV[1], 'report', ARGV[7])
+if ARGV[5] == '1' then
+  local f = redis.call('HINCRBY', KEYS[1], 'drf', 1)
+  local d = tonumber(redis.call('HGET', KEYS[1], 'drd') or '0')
+  if ARGV[6] == '1' then d = redis.call('HINCRBY', KEYS[1], 'drd', 1) end
+  -- n counts the recipients the batch went to
+  local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+  if n > 0 and f >= n then
+    local outcome = 'failed'
+    if d >= n then outcome = 'delivered' elseif d > 0 then outcome = 'partially_delivered' end
+    if can_move(st, outcome) then
+      move_to(KEYS[1], ARGV[1], ARGV[2], outcome, '')
+    end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 0
+`)
+
+// Reports returns the latest report of each recipient of job id.
+func (s *Store) Reports(ctx context.Context, id string) ([]Report, error) {
+	h, err := s.rdb.HGetAll(ctx, drKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read reports: %w", err)
+	}
+	out := make([]Report, 0, len(h))
+	for who, v := range h {
+		f := strings.Fields(v)
+		if len(f) != 3 {
+			continue
+		}
+		code, _ := strconv.Atoi(f[1])
+		out = append(out, Report{Recipient: who, Status: f[0], Code: code, At: fromMS(f[2])})
+	}
+	return out, nil
+}
+
+// IndexBatch records which job a Sinch batch belongs to, for reports that
+// name only the batch, and hands back the reports that waited for it.
+func (s *Store) IndexBatch(ctx context.Context, batchID, jobID string) ([]string, error) {
+	ttl := s.ttl
+	res, err := indexScript.Run(ctx, s.rdb, []string{batchIndexKey(batchID), pendingKey(batchID)},
+		jobID, ttl.Milliseconds()).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("index batch: %w", err)
+	}
+	return res, nil
+}
+
+// indexScript: KEYS[1] batch index, KEYS[2] its pending reports; ARGV[1]
+// job ID, ARGV[2] ttl ms. Returns the pending reports, now removed.
+var indexScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local out = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+return out
+`)
+
+// JobForBatch returns the job a batch belongs to. When no job is known
+// yet, raw (the report as received) is kept until the worker indexes the
+// batch, and "" is returned.
+func (s *Store) JobForBatch(ctx context.Context, batchID string, raw []byte) (string, error) {
+	res, err := pendScript.Run(ctx, s.rdb, []string{batchIndexKey(batchID), pendingKey(batchID)},
+		string(raw), pendingTTL.Milliseconds()).Text()
+	if err != nil {
+		return "", fmt.Errorf("match report: %w", err)
+	}
+	return res, nil
+}
+
+// pendingTTL is how long a report naming an unknown batch waits.
+const pendingTTL = 7 * 24 * time.Hour
+
+// pendScript: KEYS[1] batch index, KEYS[2] its pending reports; ARGV[1]
+// the report, ARGV[2] ttl ms. Returns the job ID, or "" having kept the
+// report.
+var pendScript = redis.NewScript(`
+local id = redis.call('GET', KEYS[1])
+if id then return id end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return ''
+`)

@@ -1,0 +1,129 @@
+package jobstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mmsgate/mmsgate/internal/mms"
+)
+
+// sentJob stores a job to the given recipients and records it sent.
+func (b *bundle) sentJob(t *testing.T, to ...string) *mms.Job {
+	t.Helper()
+	j := newJob(mms.StatusQueued)
+	j.Message.To = to
+	require.NoError(t, b.store.Create(context.Background(), j))
+	_, err := b.store.Begin(context.Background(), j.ID)
+	require.NoError(t, err)
+	ok, err := b.store.Finish(context.Background(), j.ID, Outcome{Status: mms.StatusSent, BatchID: "batch-" + j.ID})
+	require.NoError(t, err)
+	require.True(t, ok)
+	return j
+}
+
+func (b *bundle) report(t *testing.T, id, who, status string, code int) Applied {
+	t.Helper()
+	a, err := b.store.ApplyReport(context.Background(), id, Report{Recipient: who, Status: status, Code: code,
+		At: clock})
+	require.NoError(t, err)
+	return a
+}
+
+func TestReportsDecideTheOutcome(t *testing.T) {
+	b := setup(t)
+	ann, bo := "+12025550123", "+14155552671"
+
+	// Both delivered: delivered, and the intermediate report before the
+	// final one changes nothing but the history.
+	j := b.sentJob(t, ann, bo)
+	require.Equal(t, ReportStored, b.report(t, j.ID, ann, "Dispatched", 401))
+	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status)
+	require.Equal(t, ReportStored, b.report(t, j.ID, ann, "Delivered", 0))
+	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status, "one recipient still open")
+	require.Equal(t, ReportStored, b.report(t, j.ID, bo, "Delivered", 0))
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusDelivered, got.Status)
+	require.Equal(t, "report", string(got.History[len(got.History)-2].Status))
+
+	// One of two: partially delivered.
+	j = b.sentJob(t, ann, bo)
+	b.report(t, j.ID, ann, "Delivered", 0)
+	b.report(t, j.ID, bo, "Failed", 417)
+	require.Equal(t, mms.StatusPartiallyDelivered, b.get(t, j.ID).Status)
+
+	// None: failed.
+	j = b.sentJob(t, ann)
+	b.report(t, j.ID, ann, "Expired", 406)
+	require.Equal(t, mms.StatusFailed, b.get(t, j.ID).Status)
+
+	reps, err := b.store.Reports(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, []Report{{Recipient: ann, Status: "Expired", Code: 406, At: clock}}, reps)
+}
+
+func TestReportsRepeatedAndOutOfOrder(t *testing.T) {
+	b := setup(t)
+	ann := "+12025550123"
+	j := b.sentJob(t, ann)
+	require.Equal(t, ReportStored, b.report(t, j.ID, ann, "Delivered", 0))
+	history := len(b.get(t, j.ID).History)
+
+	require.Equal(t, ReportRepeat, b.report(t, j.ID, ann, "Delivered", 0), "the same report again")
+	require.Equal(t, ReportFinalKept, b.report(t, j.ID, ann, "Dispatched", 401), "late intermediate")
+	require.Equal(t, ReportRepeat, b.report(t, j.ID, ann, "Failed", 417), "the first final one stands")
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusDelivered, got.Status)
+	require.Len(t, got.History, history, "nothing recorded for them")
+
+	require.Equal(t, ReportNoJob, b.report(t, mms.NewJobID(), ann, "Delivered", 0))
+}
+
+// TestReportBeforeSendIsRecorded: Sinch's report can come before the worker
+// records the batch. The job takes its outcome from the report, and the
+// worker's late "sent" still stores the batch ID.
+func TestReportBeforeSendIsRecorded(t *testing.T) {
+	b := setup(t)
+	ann := "+12025550123"
+	j := newJob(mms.StatusQueued)
+	require.NoError(t, b.store.Create(context.Background(), j))
+	_, err := b.store.Begin(context.Background(), j.ID)
+	require.NoError(t, err)
+
+	require.Equal(t, ReportStored, b.report(t, j.ID, ann, "Delivered", 0))
+	require.Equal(t, mms.StatusDelivered, b.get(t, j.ID).Status)
+
+	ok, err := b.store.Finish(context.Background(), j.ID, Outcome{Status: mms.StatusSent, BatchID: "b-late"})
+	require.NoError(t, err)
+	require.True(t, ok)
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusDelivered, got.Status, "the outcome stays")
+	require.Equal(t, "b-late", got.SinchBatchID)
+	require.False(t, got.SentAt.IsZero())
+}
+
+func TestReportsByBatchWaitForTheIndex(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	id, err := b.store.JobForBatch(ctx, "batch-x", []byte(`{"report":1}`))
+	require.NoError(t, err)
+	require.Empty(t, id, "no job known yet: the report waits")
+	id, err = b.store.JobForBatch(ctx, "batch-x", []byte(`{"report":2}`))
+	require.NoError(t, err)
+	require.Empty(t, id)
+
+	pending, err := b.store.IndexBatch(ctx, "batch-x", "job-1")
+	require.NoError(t, err)
+	require.Equal(t, []string{`{"report":1}`, `{"report":2}`}, pending)
+	id, err = b.store.JobForBatch(ctx, "batch-x", []byte(`{"report":3}`))
+	require.NoError(t, err)
+	require.Equal(t, "job-1", id)
+	pending, err = b.store.IndexBatch(ctx, "batch-x", "job-1")
+	require.NoError(t, err)
+	require.Empty(t, pending, "handed back once")
+	ttl, err := b.rdb.PTTL(ctx, batchIndexKey("batch-x")).Result()
+	require.NoError(t, err)
+	require.Greater(t, ttl, time.Duration(0))
+}
