@@ -13,6 +13,30 @@
 //	SINCHSIM_MAX_CLIENT_REFERENCE  longest client_reference, default 128
 //	SINCHSIM_LOG_LEVEL             debug, info (default), warn or error
 //
+// Delivery reports and callbacks:
+//
+//	SINCHSIM_REPORT_DELAY           from a batch's start to its final statuses
+//	                                and callbacks, default 200ms
+//	SINCHSIM_REPORT_DEFAULT         final status of every message, default
+//	                                Delivered/0
+//	SINCHSIM_REPORT_OUTCOMES        per-number final statuses, comma-separated
+//	                                number=Status/code, e.g. *13=Failed/417
+//	                                (numbers ending in 13),+12025550199=Expired/406
+//	SINCHSIM_REPORT_DUPLICATE       true: send every callback twice
+//	SINCHSIM_REPORT_OUT_OF_ORDER    true: per_recipient Dispatched after the
+//	                                final report
+//	SINCHSIM_REPORT_BEFORE_CREATED  true: send callbacks before the batch's 201
+//	SINCHSIM_CALLBACK_RETRY_DELAY   first retry after a 5xx, 429 or no answer,
+//	                                doubling, default 100ms
+//	SINCHSIM_CALLBACK_MAX_ATTEMPTS  attempts per callback, default 5
+//	SINCHSIM_CALLBACK_TIMEOUT       per attempt, default 5s
+//	SINCHSIM_WEBHOOK_SECRET         (secret) signs callbacks with Sinch's HMAC
+//	                                headers; unset: unsigned
+//
+// Callbacks only go to callback_url hosts that are loopback IP literals
+// (127.0.0.0/8, [::1]); any other URL, "localhost" included, is logged as
+// refused and never dialed.
+//
 // The control API under /_sim/ has no authentication, so keep the default
 // loopback address unless the network around it is private.
 package main
@@ -55,6 +79,21 @@ type config struct {
 	DefaultOriginator  string        `split_words:"true"`
 	MaxClientReference int           `split_words:"true" default:"128"`
 	LogLevel           string        `split_words:"true" default:"info"`
+
+	ReportDelay         time.Duration `split_words:"true" default:"200ms"`
+	ReportDefault       string        `split_words:"true" default:"Delivered/0"`
+	ReportOutcomes      string        `split_words:"true"`
+	ReportDuplicate     bool          `split_words:"true" default:"false"`
+	ReportOutOfOrder    bool          `split_words:"true" default:"false"`
+	ReportBeforeCreated bool          `split_words:"true" default:"false"`
+	CallbackRetryDelay  time.Duration `split_words:"true" default:"100ms"`
+	CallbackMaxAttempts int           `split_words:"true" default:"5"`
+	CallbackTimeout     time.Duration `split_words:"true" default:"5s"`
+	WebhookSecret       string        `split_words:"true"`
+
+	// reports is built from the Report* and Callback* fields by
+	// loadConfig; envconfig leaves unexported fields alone.
+	reports sinchsim.ReportSettings
 }
 
 func main() {
@@ -82,7 +121,11 @@ func run() error {
 		MaxClientReference: cfg.MaxClientReference,
 		FailRate:           cfg.FailRate,
 		FailStatus:         cfg.FailStatus,
+		Reports:            cfg.reports,
+		OnCallback:         logCallback(log),
 	})
+	// Stops the callbacks still waiting; runs after the server's shutdown.
+	defer sim.Close()
 
 	// Listen before serving so that a busy port fails the start, not later.
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -107,6 +150,8 @@ func run() error {
 		Str("latency", cfg.Latency.String()).
 		Float64("fail_rate", cfg.FailRate).
 		Int("fail_status", cfg.FailStatus).
+		Str("report_delay", cfg.ReportDelay.String()).
+		Bool("signed_callbacks", cfg.WebhookSecret != "").
 		Msg("sinchsim listening")
 
 	select {
@@ -165,9 +210,38 @@ func loadConfig() (config, zerolog.Level, error) {
 		return cfg, 0, bad("FAIL_STATUS", "must be an HTTP status from 200 to 599, got %d", cfg.FailStatus)
 	case cfg.MaxClientReference < 1:
 		return cfg, 0, bad("MAX_CLIENT_REFERENCE", "must be at least 1, got %d", cfg.MaxClientReference)
+	case cfg.ReportDelay <= 0:
+		return cfg, 0, bad("REPORT_DELAY", "must be positive, got %s", cfg.ReportDelay)
+	case cfg.CallbackRetryDelay <= 0:
+		return cfg, 0, bad("CALLBACK_RETRY_DELAY", "must be positive, got %s", cfg.CallbackRetryDelay)
+	case cfg.CallbackMaxAttempts < 1:
+		return cfg, 0, bad("CALLBACK_MAX_ATTEMPTS", "must be at least 1, got %d", cfg.CallbackMaxAttempts)
+	case cfg.CallbackTimeout <= 0:
+		return cfg, 0, bad("CALLBACK_TIMEOUT", "must be positive, got %s", cfg.CallbackTimeout)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, 0, bad("ADDR", "%v", err)
+	}
+
+	fallback, err := sinchsim.ParseOutcome(cfg.ReportDefault)
+	if err != nil {
+		return cfg, 0, bad("REPORT_DEFAULT", "%v", err)
+	}
+	outcomes, err := sinchsim.ParseOutcomes(cfg.ReportOutcomes)
+	if err != nil {
+		return cfg, 0, bad("REPORT_OUTCOMES", "%v", err)
+	}
+	cfg.reports = sinchsim.ReportSettings{
+		Delay:         cfg.ReportDelay,
+		Default:       fallback,
+		Outcomes:      outcomes,
+		Duplicate:     cfg.ReportDuplicate,
+		OutOfOrder:    cfg.ReportOutOfOrder,
+		BeforeCreated: cfg.ReportBeforeCreated,
+		RetryDelay:    cfg.CallbackRetryDelay,
+		MaxAttempts:   cfg.CallbackMaxAttempts,
+		Timeout:       cfg.CallbackTimeout,
+		WebhookSecret: cfg.WebhookSecret,
 	}
 
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
@@ -204,6 +278,38 @@ func logRequests(log zerolog.Logger, next http.Handler) http.Handler {
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
 			Msg("request")
 	})
+}
+
+// logCallback logs the fate of each callback: one line with the batch id,
+// the report type and status, the result and the attempts. Phone numbers,
+// the callback URL and the body stay out of the log; a refused URL is a
+// warning with the reason.
+func logCallback(log zerolog.Logger) func(sinchsim.Callback) {
+	return func(c sinchsim.Callback) {
+		ev := log.Info()
+		if c.Result != sinchsim.CallbackDelivered {
+			ev = log.Warn()
+		}
+		ev = ev.Str("batch_id", c.BatchID).
+			Str("type", c.Type).
+			Str("result", c.Result).
+			Int("copy", c.Copy).
+			Int("attempts", len(c.Attempts))
+		if c.Status != "" {
+			ev = ev.Str("dr_status", c.Status).Int("dr_code", c.Code)
+		}
+		if n := len(c.Attempts); n > 0 {
+			last := c.Attempts[n-1]
+			ev = ev.Int("last_status", last.Status)
+			if last.Error != "" {
+				ev = ev.Str("last_error", last.Error)
+			}
+		}
+		if c.Reason != "" {
+			ev = ev.Str("reason", c.Reason)
+		}
+		ev.Msg("callback")
+	}
 }
 
 // statusRecorder remembers the status a handler answered.

@@ -76,6 +76,8 @@ type Deps struct {
 	Suppress *suppress.Store
 	// Campaigns keeps campaigns.
 	Campaigns *campaign.Store
+	// Media checks media URLs for POST /api/mms/media/check.
+	Media MediaChecker
 }
 
 type server struct {
@@ -136,6 +138,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.PUT("/api/mms/suppressions/:number", s.putSuppression, mw...)
 	get("/api/mms/suppressions/:number", s.getSuppression, mw...)
 	e.DELETE("/api/mms/suppressions/:number", s.deleteSuppression, mw...)
+	e.POST("/api/mms/media/check", s.checkMedia, mw...)
 
 	if cfg.Reports != nil {
 		// Sinch's calls carry the secret in the path, not an API key, and

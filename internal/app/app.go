@@ -24,6 +24,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/media"
 	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/ratelimit"
@@ -83,6 +84,13 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),
 			ReadWrite: cfg.OpsReadWrite, Redis: redisconn.ConnOpt{Opt: opt}}
 	}
+	checker, allow, err := mediaChecker(cfg.Common, rdb, log)
+	if err != nil {
+		return err
+	}
+	if !allow.Empty() {
+		acfg.Rules.MediaHostAllowed = allow.Allows
+	}
 	store := jobstore.New(rdb, cfg.JobRetention)
 	e := api.New(acfg, api.Deps{
 		Redis: rdb,
@@ -93,6 +101,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 
 		Suppress:  suppress.New(rdb),
 		Campaigns: campaign.New(rdb, store, cfg.JobRetention),
+		Media:     checker,
 	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
@@ -167,8 +176,17 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	go circuit.Run(cctx)
 
 	backoff := worker.Backoff{Base: cfg.RetryBaseDelay, Max: cfg.RetryMaxDelay}
+	var checker worker.MediaChecker
+	if cfg.MediaCheck {
+		c, _, err := mediaChecker(cfg.Common, rdb, log)
+		if err != nil {
+			return err
+		}
+		checker = c
+	}
 	store := jobstore.New(rdb, cfg.JobRetention)
 	campaigns := campaign.New(rdb, store, cfg.JobRetention)
+	queue := asynq.NewClientFromRedisClient(rdb)
 	h := worker.NewHandler(store, client, worker.Config{
 		Backoff:        backoff,
 		AuthRetryDelay: cfg.AuthRetryDelay,
@@ -180,6 +198,10 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		Suppressions:   suppress.New(rdb),
 		CallbackURL:    cfg.CallbackURL,
 		DeliveryReport: cfg.DeliveryReport,
+
+		ReportFetchAfter: cfg.ReportFetchAfter,
+		Queue:            queue,
+		Media:            checker,
 	}, log)
 	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,
@@ -187,8 +209,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		PollInterval:    cfg.PollInterval,
 		Backoff:         backoff,
 	}, h, log)
-	queue := asynq.NewClientFromRedisClient(rdb)
 	mux.Handle(campaign.TypeExpand, campaign.NewExpander(campaigns, queue, log))
+	mux.Handle(worker.TypeFetchReports, worker.NewFetcher(store, client, cfg.ReportFetchAfter, log))
 
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -199,6 +221,25 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	srv.Shutdown()
 	log.Info().Msg("worker stopped")
 	return nil
+}
+
+// mediaChecker builds the media checks from the settings, with the cache
+// shared by every process.
+func mediaChecker(cfg config.Common, rdb redis.UniversalClient, log zerolog.Logger) (*media.Checker,
+	media.AllowList, error) {
+	mcfg, err := cfg.Media()
+	if err != nil {
+		return nil, media.AllowList{}, err
+	}
+	if cfg.MediaCheckTTL > 0 {
+		mcfg.Cache = media.NewRedisCache(rdb, cfg.RedisTimeout)
+	}
+	mcfg.Log = &log
+	if !mcfg.Allow.Empty() {
+		log.Warn().Str("media_allowed_hosts", mcfg.Allow.String()).
+			Msg("media may be on these non-public addresses; leave MEDIA_ALLOWED_HOSTS empty in production")
+	}
+	return media.New(mcfg), mcfg.Allow, nil
 }
 
 // bulkTimeout is the extra time the Redis work of a bulk request, such as

@@ -16,6 +16,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/mmsgate/mmsgate/internal/media"
 	"github.com/mmsgate/mmsgate/internal/mms"
 )
 
@@ -49,6 +50,41 @@ type Common struct {
 	// MaxAttempts is the number of failed Sinch attempts a job may spend
 	// before it fails for good. Waits caused by 429 or 401 do not count.
 	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"10"`
+
+	// Media checks (internal/media): the worker's pre-flight before each
+	// batch, and POST /api/mms/media/check.
+	//
+	// MediaMaxBytes is the largest Content-Length a check passes. Sinch
+	// publishes no limit; 5 MiB leaves room above the ~1 MB carriers
+	// deliver reliably, which only warns, while refusing files no MMS
+	// carries.
+	MediaMaxBytes int64 `envconfig:"MEDIA_MAX_BYTES" default:"5242880"`
+	// MediaWarnBytes is the Content-Length above which a check passes with
+	// the warning media_large: Sinch's advice for reliable delivery.
+	MediaWarnBytes int64 `envconfig:"MEDIA_WARN_BYTES" default:"1000000"`
+	// MediaCheckTimeout bounds one whole check, redirects included.
+	MediaCheckTimeout time.Duration `envconfig:"MEDIA_CHECK_TIMEOUT" default:"5s"`
+	// MediaCheckTTL is how long a result (a pass or a permanent failure) is
+	// kept in Redis per URL; 0 keeps none.
+	MediaCheckTTL time.Duration `envconfig:"MEDIA_CHECK_TTL" default:"10m"`
+	// MediaAllowedHosts lists non-public addresses checks may connect to
+	// all the same: CIDRs, IPs, IP:port or host:port. Empty in production.
+	MediaAllowedHosts []string `envconfig:"MEDIA_ALLOWED_HOSTS"`
+}
+
+// Media returns the settings of a media checker, without its cache.
+func (c Common) Media() (media.Config, error) {
+	allow, err := media.ParseAllowList(c.MediaAllowedHosts)
+	if err != nil {
+		return media.Config{}, fmt.Errorf("MEDIA_ALLOWED_HOSTS: %v", err)
+	}
+	return media.Config{
+		MaxBytes:  c.MediaMaxBytes,
+		WarnBytes: c.MediaWarnBytes,
+		Timeout:   c.MediaCheckTimeout,
+		CacheTTL:  c.MediaCheckTTL,
+		Allow:     allow,
+	}, nil
 }
 
 // Level is the log level, for the process's logger.
@@ -148,6 +184,10 @@ type Worker struct {
 	// batch asks for reports of the kind DeliveryReport.
 	CallbackURL    string `envconfig:"SINCH_CALLBACK_URL"`
 	DeliveryReport string `envconfig:"SINCH_DELIVERY_REPORT" default:"per_recipient_final"`
+	// ReportFetchAfter is how long after a send, with CallbackURL set, the
+	// worker asks Sinch for the delivery reports that have not all come,
+	// and again as often until its expiry; 0 never asks.
+	ReportFetchAfter time.Duration `envconfig:"SINCH_REPORT_FETCH_AFTER" default:"1h"`
 
 	// SinchRateLimit is the service plan's rate in recipients per second,
 	// shared by every worker; 0 sends as fast as the workers go.
@@ -162,6 +202,10 @@ type Worker struct {
 	// RateWaitMax is the longest a send waits in place for room; longer
 	// waits put the task back in its queue.
 	RateWaitMax time.Duration `envconfig:"RATE_WAIT_MAX" default:"1s"`
+
+	// MediaCheck makes the worker check a job's media URL (see
+	// internal/media) before sending it to Sinch; false skips the check.
+	MediaCheck bool `envconfig:"MEDIA_CHECK" default:"true"`
 }
 
 // LoadAPI reads the API's settings from the environment.
@@ -219,7 +263,27 @@ func (c Common) Validate() error {
 	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
 		return errors.New("MAX_ATTEMPTS: must be between 1 and 100")
 	}
-	return nil
+	return c.validateMedia()
+}
+
+// maxMediaBytes bounds MEDIA_MAX_BYTES; no MMS comes near it.
+const maxMediaBytes = 1 << 30
+
+func (c Common) validateMedia() error {
+	if c.MediaMaxBytes < 1024 || c.MediaMaxBytes > maxMediaBytes {
+		return fmt.Errorf("MEDIA_MAX_BYTES: must be between 1024 and %d (1 GiB)", maxMediaBytes)
+	}
+	if c.MediaWarnBytes < 1 || c.MediaWarnBytes > c.MediaMaxBytes {
+		return errors.New("MEDIA_WARN_BYTES: must be at least 1 and at most MEDIA_MAX_BYTES")
+	}
+	if c.MediaCheckTimeout < 100*time.Millisecond || c.MediaCheckTimeout > time.Minute {
+		return errors.New("MEDIA_CHECK_TIMEOUT: must be between 100ms and 1m")
+	}
+	if c.MediaCheckTTL != 0 && (c.MediaCheckTTL < time.Second || c.MediaCheckTTL > 24*time.Hour) {
+		return errors.New("MEDIA_CHECK_TTL: must be 0 (no caching) or between 1s and 24h")
+	}
+	_, err := c.Media()
+	return err
 }
 
 // maxBulkBody bounds BULK_MAX_BODY_BYTES: a bulk body is read whole.
@@ -370,6 +434,9 @@ func (c Worker) validateReports() error {
 	default:
 		return fmt.Errorf("SINCH_DELIVERY_REPORT: %q is not one of per_recipient_final, per_recipient, full",
 			c.DeliveryReport)
+	}
+	if c.ReportFetchAfter < 0 || (c.ReportFetchAfter > 0 && c.ReportFetchAfter < time.Second) {
+		return errors.New("SINCH_REPORT_FETCH_AFTER: must be 0 (never) or at least 1s")
 	}
 	if c.CallbackURL == "" {
 		return nil

@@ -32,6 +32,7 @@ var vars = []string{
 	"SINCH_API_BASE_URL", "SINCH_SERVICE_PLAN_ID", "SINCH_API_TOKEN", "SINCH_TIMEOUT", "WORKER_CONCURRENCY",
 	"RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "AUTH_RETRY_DELAY", "WORKER_POLL_INTERVAL",
 	"CAMPAIGN_BATCH_SIZE", "SINCH_RATE_LIMIT", "SINCH_RATE_BURST", "QUEUE_RATE_LIMITS", "SENDER_RATE_LIMIT", "RATE_WAIT_MAX",
+	"MEDIA_CHECK", "MEDIA_MAX_BYTES", "MEDIA_WARN_BYTES", "MEDIA_CHECK_TIMEOUT", "MEDIA_CHECK_TTL", "MEDIA_ALLOWED_HOSTS",
 }
 
 // env unsets every variable, then sets the given name, value pairs. t.Setenv
@@ -152,6 +153,10 @@ func TestLoadBadValueNamesVariable(t *testing.T) {
 		{"WORKER_POLL_INTERVAL", "1ss"},
 		{"MAX_ATTEMPTS", "ten"},
 		{"WORKER_CONCURRENCY", "1.5"},
+		{"MEDIA_CHECK", "maybe"},
+		{"MEDIA_MAX_BYTES", "5MB"},
+		{"MEDIA_CHECK_TIMEOUT", "5"},
+		{"MEDIA_CHECK_TTL", "ten minutes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,6 +274,19 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:0"}, ""},
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:fast"}, ""},
 		{"worker", "RATE_WAIT_MAX", []string{"RATE_WAIT_MAX", "2m"}, ""},
+		{"api", "MEDIA_MAX_BYTES", []string{"MEDIA_MAX_BYTES", "1023"}, ""},
+		{"worker", "MEDIA_MAX_BYTES", []string{"MEDIA_MAX_BYTES", "1073741825"}, ""},
+		{"api", "MEDIA_WARN_BYTES", []string{"MEDIA_WARN_BYTES", "0"}, ""},
+		{"worker", "MEDIA_WARN_BYTES", []string{"MEDIA_WARN_BYTES", "2000001", "MEDIA_MAX_BYTES", "2000000"},
+			"MEDIA_MAX_BYTES"},
+		{"worker", "MEDIA_CHECK_TIMEOUT", []string{"MEDIA_CHECK_TIMEOUT", "99ms"}, ""},
+		{"api", "MEDIA_CHECK_TIMEOUT", []string{"MEDIA_CHECK_TIMEOUT", "2m"}, ""},
+		{"api", "MEDIA_CHECK_TTL", []string{"MEDIA_CHECK_TTL", "500ms"}, ""},
+		{"worker", "MEDIA_CHECK_TTL", []string{"MEDIA_CHECK_TTL", "25h"}, ""},
+		{"worker", "MEDIA_CHECK_TTL", []string{"MEDIA_CHECK_TTL", "-1m"}, ""},
+		{"api", "MEDIA_ALLOWED_HOSTS", []string{"MEDIA_ALLOWED_HOSTS", "127.0.0.1,nonsense"}, ""},
+		{"worker", "MEDIA_ALLOWED_HOSTS", []string{"MEDIA_ALLOWED_HOSTS", "0.0.0.0/0"}, ""},
+		{"api", "MEDIA_ALLOWED_HOSTS", []string{"MEDIA_ALLOWED_HOSTS", "media.internal:99999"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.process+" "+strings.Join(tt.kv, "="), func(t *testing.T) {
@@ -337,4 +355,50 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	require.Equal(t, "[redacted]", s.String())
 	require.Contains(t, string(js), `"Token":"[redacted]"`)
+}
+
+func TestLoadMediaDefaults(t *testing.T) {
+	env(t, append(append([]string{}, apiEnv...), workerEnv...)...)
+
+	a, err := config.LoadAPI()
+	require.NoError(t, err)
+	w, err := config.LoadWorker()
+	require.NoError(t, err)
+	require.True(t, w.MediaCheck, "media checks are on unless turned off")
+	for _, c := range []config.Common{a.Common, w.Common} {
+		require.EqualValues(t, 5<<20, c.MediaMaxBytes)
+		require.EqualValues(t, 1_000_000, c.MediaWarnBytes)
+		require.Equal(t, 5*time.Second, c.MediaCheckTimeout)
+		require.Equal(t, 10*time.Minute, c.MediaCheckTTL)
+		require.Empty(t, c.MediaAllowedHosts)
+
+		m, err := c.Media()
+		require.NoError(t, err)
+		require.EqualValues(t, 5<<20, m.MaxBytes)
+		require.EqualValues(t, 1_000_000, m.WarnBytes)
+		require.Equal(t, 5*time.Second, m.Timeout)
+		require.Equal(t, 10*time.Minute, m.CacheTTL)
+		require.True(t, m.Allow.Empty(), "production allows no private address")
+		require.Nil(t, m.Cache)
+	}
+}
+
+func TestLoadMediaSettings(t *testing.T) {
+	env(t, append(append([]string{}, workerEnv...),
+		"MEDIA_CHECK", "false", "MEDIA_MAX_BYTES", "2000000", "MEDIA_WARN_BYTES", "2000000",
+		"MEDIA_CHECK_TIMEOUT", "750ms", "MEDIA_CHECK_TTL", "0",
+		"MEDIA_ALLOWED_HOSTS", "127.0.0.1, 10.20.0.0/16,[::1]:9000,media.internal:8080")...)
+
+	w, err := config.LoadWorker()
+	require.NoError(t, err)
+	require.False(t, w.MediaCheck)
+	require.EqualValues(t, 2_000_000, w.MediaMaxBytes)
+	require.EqualValues(t, 2_000_000, w.MediaWarnBytes)
+	require.Equal(t, 750*time.Millisecond, w.MediaCheckTimeout)
+	require.Zero(t, w.MediaCheckTTL, "0 turns the cache off")
+	require.Equal(t, []string{"127.0.0.1", " 10.20.0.0/16", "[::1]:9000", "media.internal:8080"},
+		w.MediaAllowedHosts)
+	m, err := w.Media()
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1,10.20.0.0/16,[::1]:9000,media.internal:8080", m.Allow.String())
 }

@@ -185,6 +185,18 @@ func (c *Client) FindByClientReference(ctx context.Context, ref string, since ti
 // do sends one request, decodes a 2xx answer into out and returns its
 // status. Every failure comes back as *Error (Sinch answered) or
 // *TransportError (it did not, or not readably).
+// DeliveryReport fetches a batch's full delivery report, as Sinch's JSON:
+// the same shape as a delivery_report_mms callback, with the recipients in
+// each status.
+func (c *Client) DeliveryReport(ctx context.Context, batchID string) ([]byte, error) {
+	var raw json.RawMessage
+	target := c.batchesURL + "/" + url.PathEscape(batchID) + "/delivery_report?type=full"
+	if _, err := c.do(ctx, http.MethodGet, target, nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 func (c *Client) do(ctx context.Context, method, target string, body []byte, out any) (int, error) {
 	var wrote bool
 	trace := &httptrace.ClientTrace{

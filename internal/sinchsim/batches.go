@@ -63,7 +63,13 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	b, apiErr := s.create(r.Header.Get("Content-Type"), raw, readErr)
+	b, sendNow, apiErr := s.create(r.Header.Get("Content-Type"), raw, readErr)
+	if sendNow {
+		// ReportSettings.BeforeCreated: the callbacks' first attempts
+		// are answered before the batch's own answer is written, whatever
+		// that answer turns out to be.
+		s.sendReports(s.callbackContext(), b.ID)
+	}
 
 	if hasFault && f.AfterCreate {
 		if !sleep(ctx, f.Hang) {
@@ -91,13 +97,15 @@ func (s *Server) countPost() time.Duration {
 	return s.latency
 }
 
-// create parses the request and, if it is valid, stores a new batch.
-func (s *Server) create(contentType string, raw []byte, readErr error) (Batch, *apiError) {
+// create parses the request and, if it is valid, stores a new batch and
+// sets up its reports. sendNow asks the caller to send the batch's
+// callbacks before answering.
+func (s *Server) create(contentType string, raw []byte, readErr error) (_ Batch, sendNow bool, _ *apiError) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 
 	b, apiErr := s.parseSend(contentType, raw, readErr, now)
 	if apiErr != nil {
-		return Batch{}, apiErr
+		return Batch{}, false, apiErr
 	}
 
 	s.mu.Lock()
@@ -105,7 +113,7 @@ func (s *Server) create(contentType string, raw []byte, readErr error) (Batch, *
 
 	id, err := ulid.New(ulid.Timestamp(now), s.entropy)
 	if err != nil {
-		return Batch{}, &apiError{
+		return Batch{}, false, &apiError{
 			Status: http.StatusInternalServerError,
 			Code:   "internal_error",
 			Text:   "cannot make a batch id",
@@ -118,7 +126,8 @@ func (s *Server) create(contentType string, raw []byte, readErr error) (Batch, *
 	if b.ClientReference != "" {
 		s.byRef[b.ClientReference]++
 	}
-	return b.clone(), nil
+	sendNow = s.trackLocked(b)
+	return b.clone(), sendNow, nil
 }
 
 // getBatch serves GET /batches/{id}.

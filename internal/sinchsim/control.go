@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -78,6 +79,10 @@ type settingsJSON struct {
 //	POST /_sim/reset   drop batches, counters and faults; answers 204
 //	GET  /_sim/config  {"latency", "fail_rate", "fail_status"}
 //	PUT  /_sim/config  change any of those; answers the new settings
+//	GET  /_sim/reports    the report settings (see reportsOut)
+//	PUT  /_sim/reports    change any of them (see reportsIn); answers the new ones
+//	GET  /_sim/callbacks  the recorded callbacks and their attempts, oldest
+//	                      first; ?batch_id= keeps one batch's
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, rest string) {
 	switch rest {
 	case "stats":
@@ -117,6 +122,27 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, rest strin
 		default:
 			methodNotAllowed(w, http.MethodGet, http.MethodPut)
 		}
+
+	case "reports":
+		switch r.Method {
+		case http.MethodGet:
+			writeJSON(w, http.StatusOK, reportsView(s.Reports()))
+		case http.MethodPut:
+			s.putReports(w, r)
+		default:
+			methodNotAllowed(w, http.MethodGet, http.MethodPut)
+		}
+
+	case "callbacks":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		out := s.Callbacks()
+		if id := r.URL.Query().Get("batch_id"); id != "" {
+			out = slices.DeleteFunc(out, func(c Callback) bool { return c.BatchID != id })
+		}
+		writeJSON(w, http.StatusOK, out)
 
 	default:
 		w.WriteHeader(http.StatusNotFound)
@@ -206,4 +232,118 @@ func (s *Server) settings() settingsJSON {
 // controlError answers a bad control request.
 func controlError(w http.ResponseWriter, msg string) {
 	writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+}
+
+// reportsOut is the JSON form of ReportSettings in GET and PUT answers,
+// durations as Go duration strings. The webhook secret is never shown,
+// only whether there is one.
+type reportsOut struct {
+	Delay         string             `json:"delay"`
+	Default       Outcome            `json:"default"`
+	Outcomes      map[string]Outcome `json:"outcomes"`
+	Duplicate     bool               `json:"duplicate"`
+	OutOfOrder    bool               `json:"out_of_order"`
+	BeforeCreated bool               `json:"before_created"`
+	RetryDelay    string             `json:"retry_delay"`
+	MaxAttempts   int                `json:"max_attempts"`
+	Timeout       string             `json:"timeout"`
+	Signed        bool               `json:"signed"`
+}
+
+func reportsView(rs ReportSettings) reportsOut {
+	out := reportsOut{
+		Delay:         rs.Delay.String(),
+		Default:       rs.Default,
+		Outcomes:      rs.Outcomes,
+		Duplicate:     rs.Duplicate,
+		OutOfOrder:    rs.OutOfOrder,
+		BeforeCreated: rs.BeforeCreated,
+		RetryDelay:    rs.RetryDelay.String(),
+		MaxAttempts:   rs.MaxAttempts,
+		Timeout:       rs.Timeout.String(),
+		Signed:        rs.WebhookSecret != "",
+	}
+	if out.Outcomes == nil {
+		out.Outcomes = map[string]Outcome{}
+	}
+	return out
+}
+
+// reportsIn is the body of PUT /_sim/reports. Missing fields keep their
+// value; "outcomes" replaces the whole map ({} clears it); a zero duration
+// or count, or an empty default, brings back the default; an empty
+// webhook_secret turns signing off.
+type reportsIn struct {
+	Delay         *string             `json:"delay"`
+	Default       *Outcome            `json:"default"`
+	Outcomes      *map[string]Outcome `json:"outcomes"`
+	Duplicate     *bool               `json:"duplicate"`
+	OutOfOrder    *bool               `json:"out_of_order"`
+	BeforeCreated *bool               `json:"before_created"`
+	RetryDelay    *string             `json:"retry_delay"`
+	MaxAttempts   *int                `json:"max_attempts"`
+	Timeout       *string             `json:"timeout"`
+	WebhookSecret *string             `json:"webhook_secret"`
+}
+
+// putReports changes the report settings named in the body. Nothing
+// changes unless all given values are valid.
+func (s *Server) putReports(w http.ResponseWriter, r *http.Request) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+
+	var in reportsIn
+	if err := dec.Decode(&in); err != nil {
+		controlError(w, "decode reports: "+err.Error())
+		return
+	}
+
+	// Held from read to write, so that two PUTs cannot lose a change.
+	s.mu.Lock()
+	rs := s.reports
+	var err error
+	set := func(dst *bool, src *bool) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	setDuration := func(dst *time.Duration, field string, src *string) {
+		if src != nil && err == nil {
+			*dst, err = parseDuration(field, *src)
+		}
+	}
+	setDuration(&rs.Delay, "delay", in.Delay)
+	setDuration(&rs.RetryDelay, "retry_delay", in.RetryDelay)
+	setDuration(&rs.Timeout, "timeout", in.Timeout)
+	if err != nil {
+		s.mu.Unlock()
+		controlError(w, err.Error())
+		return
+	}
+	set(&rs.Duplicate, in.Duplicate)
+	set(&rs.OutOfOrder, in.OutOfOrder)
+	set(&rs.BeforeCreated, in.BeforeCreated)
+	if in.Default != nil {
+		rs.Default = *in.Default
+	}
+	if in.Outcomes != nil {
+		rs.Outcomes = *in.Outcomes
+	}
+	if in.MaxAttempts != nil {
+		rs.MaxAttempts = *in.MaxAttempts
+	}
+	if in.WebhookSecret != nil {
+		rs.WebhookSecret = *in.WebhookSecret
+	}
+
+	if err := rs.validate(); err != nil {
+		s.mu.Unlock()
+		controlError(w, err.Error())
+		return
+	}
+	s.setReportsLocked(rs)
+	out := s.reports
+	s.mu.Unlock()
+
+	writeJSON(w, http.StatusOK, reportsView(out))
 }

@@ -36,6 +36,7 @@ func setup(t *testing.T, cfg sinchsim.Config) *env {
 	cfg.ServicePlanID = plan
 	cfg.Token = token
 	sim := sinchsim.New(cfg)
+	t.Cleanup(sim.Close) // runs after srv.Close
 	srv := newServer(t, sim)
 
 	return &env{

@@ -4,8 +4,14 @@
 // A Server is an http.Handler. It answers under /xms/v1/{service_plan_id}
 // like Sinch does (send, list and get batches), stores every batch it
 // creates, and lets a test script failures: injected Faults, a random
-// FailRate and a fixed Latency. A small control API under /_sim/ exposes the
-// same knobs to tests that run the simulator in another process.
+// FailRate and a fixed Latency. It also reports on delivery like Sinch:
+// after a delay each batch's messages turn final (Delivered, or a status
+// set per number), the delivery-report endpoints answer for them, and
+// batches with a callback_url get their reports POSTed there, with Sinch's
+// retries and optional HMAC signature. Callbacks only ever go to loopback IP
+// literals; any other callback_url is recorded as refused and never dialed.
+// A small control API under /_sim/ exposes the same knobs to tests that run
+// the simulator in another process.
 package sinchsim
 
 import (
@@ -17,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,9 +70,23 @@ type Config struct {
 	// with a JSON {code, text} body. Default 503.
 	FailStatus int
 
-	// Now tells the time used for created_at, send_at defaults and list
-	// windows. Default time.Now.
+	// Now tells the time used for created_at, send_at defaults, list
+	// windows and the statuses the delivery-report endpoints show.
+	// Callbacks go out on real timers, after the time this clock says is
+	// left until the final statuses when the batch is created. Default
+	// time.Now.
 	Now func() time.Time
+
+	// Reports sets up delivery reports and callbacks; its zero fields take
+	// the defaults named in ReportSettings. It can change at run time
+	// through SetReports or /_sim/reports.
+	Reports ReportSettings
+
+	// OnCallback, if set, is called once for every callback when its fate
+	// is known (delivered, dropped, failed, refused or canceled), from the
+	// goroutine that sent it, possibly many at a time. It must return soon:
+	// with ReportSettings.BeforeCreated it delays the batch's answer.
+	OnCallback func(Callback)
 }
 
 // Server is the simulated Sinch API. It is safe for concurrent use.
@@ -75,6 +96,9 @@ type Server struct {
 	defaultOriginator string
 	maxClientRef      int
 	now               func() time.Time
+	onCallback        func(Callback)
+	client            *http.Client   // posts callbacks, to loopback only
+	wg                sync.WaitGroup // callback goroutines, for Close
 
 	mu         sync.Mutex
 	latency    time.Duration // changeable at run time through /_sim/config
@@ -86,12 +110,23 @@ type Server struct {
 	byRef      map[string]int // client_reference -> number of batches
 	posts      int
 	entropy    io.Reader // ULID entropy; only used with mu held
+
+	reports   ReportSettings // with defaults; changeable through /_sim/reports
+	rules     *outcomeRules  // compiled from reports
+	states    map[string]*reportState
+	callbacks []*Callback // in order of first attempt
+	seq       int         // last Callback.Seq
+	ctx       context.Context
+	stop      context.CancelFunc // ends ctx: pending callbacks, at Reset and Close
+	closed    bool               // no callbacks after Close
 }
 
 // New returns a Server for cfg, with defaults filled in for zero fields.
 // It panics on a setting that cannot work (FailRate outside 0–1, FailStatus
-// outside 200–599, a negative Latency or MaxClientReference): that is a
-// mistake of the caller, found at startup.
+// outside 200–599, a negative Latency or MaxClientReference, invalid
+// Reports): that is a mistake of the caller, found at startup.
+//
+// A Server that may send callbacks should be closed with Close.
 func New(cfg Config) *Server {
 	if err := cfg.validate(); err != nil {
 		panic("sinchsim: " + err.Error())
@@ -107,10 +142,14 @@ func New(cfg Config) *Server {
 		failRate:          cfg.FailRate,
 		failStatus:        cmp.Or(cfg.FailStatus, DefaultFailStatus),
 		entropy:           ulid.Monotonic(rand.Reader, 0),
+		onCallback:        cfg.OnCallback,
+		client:            newCallbackClient(),
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.setReportsLocked(cfg.Reports)
+	s.stop = func() {}
 	s.resetLocked()
 	return s
 }
@@ -126,7 +165,7 @@ func (c Config) validate() error {
 	case c.MaxClientReference < 0:
 		return fmt.Errorf("MaxClientReference %d is negative", c.MaxClientReference)
 	}
-	return nil
+	return c.Reports.validate()
 }
 
 // ServeHTTP routes a request to the Sinch endpoints or the control API.
@@ -141,7 +180,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	plan, resource, ok := splitSinchPath(r.URL.Path)
+	plan, rt, ok := splitSinchPath(r.URL.Path)
 	if !ok {
 		w.WriteHeader(http.StatusNotFound)
 		return
@@ -155,8 +194,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch {
-	case resource == "":
+	if rt.kind == routeBatches {
 		switch r.Method {
 		case http.MethodPost:
 			s.createBatch(w, r)
@@ -165,31 +203,72 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			methodNotAllowed(w, http.MethodGet, http.MethodPost)
 		}
-	default:
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, http.MethodGet)
-			return
-		}
-		s.getBatch(w, r, resource)
+		return
+	}
+
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	switch rt.kind {
+	case routeBatch:
+		s.getBatch(w, r, rt.batchID)
+	case routeBatchReport:
+		s.getBatchReport(w, r, rt.batchID)
+	case routeRecipientReport:
+		s.getRecipientReport(w, r, rt.batchID, rt.msisdn)
+	case routeReports:
+		s.listReports(w, r)
 	}
 }
 
-// splitSinchPath takes /xms/v1/{plan}/batches[/{id}] apart. resource is the
-// batch id, or empty for the collection. ok is false for any other path.
-func splitSinchPath(path string) (plan, resource string, ok bool) {
+// routeKind names a Sinch endpoint of the simulator.
+type routeKind int
+
+const (
+	routeBatches         routeKind = iota // /batches
+	routeBatch                            // /batches/{id}
+	routeBatchReport                      // /batches/{id}/delivery_report
+	routeRecipientReport                  // /batches/{id}/delivery_report/{msisdn}
+	routeReports                          // /delivery_reports
+)
+
+// route is a parsed Sinch path below the service plan.
+type route struct {
+	kind    routeKind
+	batchID string
+	msisdn  string
+}
+
+// splitSinchPath takes a path /xms/v1/{plan}/... apart into the plan and
+// the endpoint. ok is false for any path the simulator does not serve.
+func splitSinchPath(path string) (plan string, rt route, ok bool) {
 	rest, found := strings.CutPrefix(path, "/xms/v1/")
 	if !found {
-		return "", "", false
+		return "", route{}, false
 	}
 
 	parts := strings.Split(rest, "/")
-	switch {
-	case len(parts) == 2 && parts[0] != "" && parts[1] == "batches":
-		return parts[0], "", true
-	case len(parts) == 3 && parts[0] != "" && parts[1] == "batches" && parts[2] != "":
-		return parts[0], parts[2], true
+	if slices.Contains(parts, "") {
+		return "", route{}, false
 	}
-	return "", "", false
+	plan = parts[0]
+
+	switch {
+	case len(parts) == 2 && parts[1] == "delivery_reports":
+		return plan, route{kind: routeReports}, true
+	case len(parts) < 2 || parts[1] != "batches":
+		return "", route{}, false
+	case len(parts) == 2:
+		return plan, route{kind: routeBatches}, true
+	case len(parts) == 3:
+		return plan, route{kind: routeBatch, batchID: parts[2]}, true
+	case len(parts) == 4 && parts[3] == "delivery_report":
+		return plan, route{kind: routeBatchReport, batchID: parts[2]}, true
+	case len(parts) == 5 && parts[3] == "delivery_report":
+		return plan, route{kind: routeRecipientReport, batchID: parts[2], msisdn: parts[4]}, true
+	}
+	return "", route{}, false
 }
 
 // authorized reports whether r carries the expected bearer token. The scheme
@@ -231,8 +310,9 @@ func (s *Server) CountByClientReference(ref string) int {
 	return s.byRef[ref]
 }
 
-// Reset drops all batches, counters and pending faults. Runtime settings
-// (latency, fail rate, fail status) are kept.
+// Reset drops all batches, counters, pending faults and recorded
+// callbacks, and stops the callbacks not sent yet. Runtime settings
+// (latency, fail rate, fail status, report settings) are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,6 +325,15 @@ func (s *Server) resetLocked() {
 	s.byID = make(map[string]*Batch)
 	s.byRef = make(map[string]int)
 	s.posts = 0
+
+	s.stop()
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	if s.closed {
+		s.stop()
+	}
+	s.states = make(map[string]*reportState)
+	s.callbacks = nil
+	s.seq = 0
 }
 
 // apiError is a Sinch error answer: a status and, for JSON answers, the

@@ -186,6 +186,15 @@ func checkRecipients(to []string) *apiError {
 // an optional leading "+" or "00", then 7 to 15 digits. Spaces, dashes and
 // brackets anywhere are ignored, as Sinch ignores them.
 func validMSISDN(s string) bool {
+	_, ok := normalizeMSISDN(s)
+	return ok
+}
+
+// normalizeMSISDN returns the digits of the phone number s, without the
+// "+" or "00" prefix and the spaces, dashes and brackets, which is how
+// Sinch writes recipients in delivery reports. ok is false unless s passes
+// validMSISDN.
+func normalizeMSISDN(s string) (digits string, ok bool) {
 	s = strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '-', '(', ')':
@@ -200,9 +209,14 @@ func validMSISDN(s string) bool {
 		s = rest
 	}
 
-	if len(s) < 7 || len(s) > 15 {
-		return false
+	if len(s) < 7 || len(s) > 15 || !allDigits(s) {
+		return "", false
 	}
+	return s, true
+}
+
+// allDigits reports whether s is made of ASCII digits only.
+func allDigits(s string) bool {
 	for _, c := range []byte(s) {
 		if c < '0' || c > '9' {
 			return false

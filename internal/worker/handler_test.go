@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/media"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/ratelimit"
 	"github.com/mmsgate/mmsgate/internal/redistest"
@@ -748,4 +749,42 @@ func TestCanceledCampaignAfterUnclearAttempt(t *testing.T) {
 	require.Equal(t, "campaign_canceled", got.LastError.Code)
 	require.Equal(t, int32(1), b.lookups.Load(), "looked Sinch up first")
 	require.Empty(t, b.sim.Batches(), "nothing sent")
+}
+
+// fakeMedia answers every check with one result, and counts them.
+type fakeMedia struct {
+	r     media.Result
+	calls int
+}
+
+func (f *fakeMedia) Check(context.Context, string) media.Result { f.calls++; return f.r }
+
+// TestMediaCheckBeforeSending: media that Sinch could not deliver fails the
+// job with the check's reason and no Sinch call; a media server that is
+// merely down holds the job without spending an attempt.
+func TestMediaCheckBeforeSending(t *testing.T) {
+	b := setup(t, options{})
+
+	fm := &fakeMedia{r: media.Result{Reason: "media_content_type", Message: "text/html is not a media type"}}
+	b.h.cfg.Media = fm
+	j := b.create(t, 3)
+	err := b.process(t, j.ID)
+	require.ErrorIs(t, err, asynq.SkipRetry)
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusFailed, got.Status)
+	require.Equal(t, "media_content_type", got.LastError.Code)
+	require.Empty(t, b.sim.Batches(), "Sinch never called")
+
+	fm.r = media.Result{Reason: "media_http_status", Message: "503 from the media server", Transient: true}
+	j = b.create(t, 3)
+	requireRetry(t, b.process(t, j.ID), false)
+	got = b.get(t, j.ID)
+	require.Equal(t, mms.StatusRetrying, got.Status)
+	require.Zero(t, got.Attempts)
+	require.Equal(t, "media_http_status", got.LastError.Code)
+
+	fm.r = media.Result{OK: true, Warnings: []string{"media_large"}}
+	require.NoError(t, b.process(t, j.ID))
+	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status)
+	require.Len(t, b.sim.Batches(), 1)
 }

@@ -45,6 +45,8 @@ func NewServer(conn asynq.RedisConnOpt, cfg ServerConfig, h *Handler,
 	// Turning a campaign into jobs is quick and must not wait behind the
 	// sends of the campaigns before it.
 	queues[campaign.Queue] = queueWeights[mms.PriorityHigh]
+	// Fetching late delivery reports can wait behind everything else.
+	queues[ReportsQueue] = queueWeights[mms.PriorityBulk]
 	srv := asynq.NewServer(conn, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   queues,

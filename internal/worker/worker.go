@@ -13,6 +13,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/logging"
+	"github.com/mmsgate/mmsgate/internal/media"
 	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/reports"
@@ -52,6 +53,19 @@ type Config struct {
 	// batch asks for, of the kind DeliveryReport.
 	CallbackURL    string
 	DeliveryReport string
+	// ReportFetchAfter, with CallbackURL, is how long after a send the
+	// worker asks Sinch for the reports that have not all come; 0 never.
+	ReportFetchAfter time.Duration
+	// Queue enqueues follow-up tasks: the fetches of reports.
+	Queue Enqueuer
+	// Media, if set, checks a job's media the way Sinch will fetch it,
+	// before Sinch is paid.
+	Media MediaChecker
+}
+
+// MediaChecker checks a media URL; *media.Checker is one.
+type MediaChecker interface {
+	Check(ctx context.Context, rawURL string) media.Result
 }
 
 // Suppressions tells which numbers are on the suppression list;
@@ -189,6 +203,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 
 	start := time.Now()
+	if h.cfg.Media != nil {
+		if done, err := h.checkMedia(ctx, log, job); done {
+			return err
+		}
+	}
+
 	mb := batchFor(job)
 	if h.cfg.CallbackURL != "" {
 		mb.DeliveryReport, mb.CallbackURL = h.cfg.DeliveryReport, h.cfg.CallbackURL
@@ -236,6 +256,33 @@ func (h *Handler) suppressed(ctx context.Context, job *mms.Job) (numberSet, erro
 	}
 	_, out := mms.Without(job.Message.To, hit)
 	return out, nil
+}
+
+// checkMedia checks the job's media before Sinch is paid for a message it
+// cannot deliver. It reports whether the attempt ends here: a media server
+// that is merely down holds the job (at no cost to its attempts, until its
+// expiry); any other failure fails it, with the check's reason.
+func (h *Handler) checkMedia(ctx context.Context, log zerolog.Logger, job *mms.Job) (bool, error) {
+	r := h.cfg.Media.Check(ctx, job.Message.MediaURL)
+	if r.OK {
+		if len(r.Warnings) > 0 {
+			log.Warn().Strs("warnings", r.Warnings).Int64("content_length", r.ContentLength).
+				Msg("media passed its check with warnings")
+		}
+		return false, nil
+	}
+	jerr := &mms.JobError{Code: r.Reason, Message: r.Message, At: h.now().UTC()}
+	log = log.With().Str("reason", r.Reason).Int("media_status", r.Status).Logger()
+	if r.Transient {
+		return true, h.wait(log, job, errors.New(r.Message), jerr, h.cfg.Backoff.Delay(max(job.Attempts, 1)), false,
+			"media server not answering as it should; job waits")
+	}
+	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); err != nil {
+		log.Error().Err(err).Msg("could not store a media failure")
+		return true, err
+	}
+	log.Warn().Msg("media check failed; job failed without a Sinch call")
+	return true, fmt.Errorf("job %s: %s: %w", job.ID, r.Reason, asynq.SkipRetry)
 }
 
 // checkFailed holds a job whose check before sending could not be made:
@@ -351,6 +398,7 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 	log.Info().Str("batch_id", batchID).Bool("applied", applied).Str("outcome", how).
 		Msg("mms sent")
 	h.indexBatch(log, job.ID, batchID)
+	h.scheduleFetch(log, job.ID)
 	return nil
 }
 
