@@ -1,7 +1,9 @@
 // Command demo runs the whole send path on one machine with nothing but Go:
-// an embedded Redis, the Sinch simulator, the API and a worker. It sends one
-// MMS through the public API, polls the job until Sinch (the simulator) has
-// accepted it, prints the job and exits 0; any other end exits 1.
+// an embedded Redis, the Sinch simulator, a media server, the API and a
+// worker. It sends one MMS through the public API and polls the job: the
+// worker checks the media, Sinch (the simulator) accepts the batch and then
+// reports delivery to the API's report endpoint. Once the job is delivered
+// it prints the job and exits 0; any other end exits 1.
 //
 // The embedded Redis exists for this trial run only. cmd/api and cmd/worker
 // never fall back to it.
@@ -31,14 +33,19 @@ import (
 )
 
 const (
-	demoKey   = "demo-api-key-not-for-production"
-	demoToken = "demo-sinch-token"
-	demoPlan  = "demo-plan"
+	demoKey    = "demo-api-key-not-for-production"
+	demoToken  = "demo-sinch-token"
+	demoPlan   = "demo-plan"
+	demoReport = "demo-report-secret-0123456789"
 )
+
+// demoImage stands in for a picture: the media checks read only the
+// answer's headers, as Sinch's own fetch would start.
+var demoImage = append([]byte{0xff, 0xd8, 0xff, 0xe0}, bytes.Repeat([]byte{0}, 2048)...)
 
 func main() {
 	verbose := flag.Bool("v", false, "show the services' JSON logs")
-	timeout := flag.Duration("timeout", 30*time.Second, "give up if the job is not sent by then")
+	timeout := flag.Duration("timeout", 30*time.Second, "give up if the job is not delivered by then")
 	flag.Parse()
 
 	if err := run(*verbose, *timeout); err != nil {
@@ -62,8 +69,11 @@ func run(verbose bool, timeout time.Duration) error {
 	defer mr.Close()
 	say("embedded Redis on %s", mr.Addr())
 
-	// 2. The Sinch simulator, with a little latency to look like the real API.
-	sim := sinchsim.New(sinchsim.Config{ServicePlanID: demoPlan, Token: demoToken, Latency: 40 * time.Millisecond})
+	// 2. The Sinch simulator, with a little latency to look like the real API,
+	// reporting delivery half a second after a batch.
+	sim := sinchsim.New(sinchsim.Config{ServicePlanID: demoPlan, Token: demoToken, Latency: 40 * time.Millisecond,
+		Reports: sinchsim.ReportSettings{Delay: 500 * time.Millisecond}})
+	defer sim.Close()
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
@@ -74,6 +84,22 @@ func run(verbose bool, timeout time.Duration) error {
 	simURL := "http://" + simLn.Addr().String()
 	say("Sinch simulator on %s", simURL)
 
+	// A media server for the picture, on loopback: the settings below allow
+	// the API and the media checks to use it, as production would not.
+	mediaLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("media server: %w", err)
+	}
+	mediaSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "image/jpeg")
+			http.ServeContent(w, r, "winter-sale.jpg", time.Time{}, bytes.NewReader(demoImage))
+		})}
+	go func() { _ = mediaSrv.Serve(mediaLn) }()
+	defer mediaSrv.Close()
+	mediaURL := "http://" + mediaLn.Addr().String() + "/mms/winter-sale.jpg"
+	say("media server on %s", mediaURL)
+
 	// 3. The API and a worker, configured as production would be.
 	common := config.Common{
 		RedisURL:     "redis://" + mr.Addr() + "/0",
@@ -81,6 +107,11 @@ func run(verbose bool, timeout time.Duration) error {
 		LogLevel:     level,
 		JobRetention: 24 * time.Hour,
 		MaxAttempts:  10,
+
+		MediaAllowedHosts: []string{"127.0.0.1"},
+		MediaCheckTimeout: 5 * time.Second,
+		MediaMaxBytes:     5 << 20,
+		MediaWarnBytes:    1_000_000,
 	}
 	apiCfg := config.API{
 		Common: common, ListenHost: "127.0.0.1", Port: 0,
@@ -89,6 +120,7 @@ func run(verbose bool, timeout time.Duration) error {
 		DefaultRegion: "US", MaxBodyBytes: 1 << 20,
 		RateLimit: 100, RateBurst: 200, ShutdownTimeout: 5 * time.Second, IdempotencyTTL: 24 * time.Hour,
 		CampaignBatchSize: 1000,
+		ReportPath:        "/sinch/reports", ReportSecret: demoReport,
 	}
 	workerCfg := config.Worker{
 		Common:       common,
@@ -98,9 +130,8 @@ func run(verbose bool, timeout time.Duration) error {
 		AuthRetryDelay: time.Second, ShutdownTimeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
 		CircuitThreshold: 10, CircuitProbeInterval: 5 * time.Second,
 		SinchRateLimit: 30, RateWaitMax: time.Second,
-	}
-	if err := workerCfg.Validate(); err != nil {
-		return fmt.Errorf("demo settings: %w", err)
+		DeliveryReport: "per_recipient_final", ReportFetchAfter: time.Minute,
+		MediaCheck: true,
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,7 +151,6 @@ func run(verbose bool, timeout time.Duration) error {
 	start("api", func() error {
 		return app.RunAPI(ctx, apiCfg, with(log, "api"), func(a string) { addr <- a })
 	})
-	start("worker", func() error { return app.RunWorker(ctx, workerCfg, with(log, "worker")) })
 	defer wg.Wait()
 	defer cancel()
 
@@ -133,12 +163,19 @@ func run(verbose bool, timeout time.Duration) error {
 	case <-time.After(10 * time.Second):
 		return errors.New("api did not start within 10s")
 	}
+	// Sinch reports delivery to the API, at the address the worker gives
+	// with each batch.
+	workerCfg.CallbackURL = base + apiCfg.ReportPath + "/" + demoReport
+	if err := workerCfg.Validate(); err != nil {
+		return fmt.Errorf("demo settings: %w", err)
+	}
+	start("worker", func() error { return app.RunWorker(ctx, workerCfg, with(log, "worker")) })
 	say("API on %s, worker running", base)
 
 	// 4. A client sends an MMS, as a web app would.
 	body := `{
   "to": ["+1 (202) 555-0123", "415-555-2671"],
-  "media_url": "https://cdn.example.com/mms/winter-sale.jpg",
+  "media_url": "` + mediaURL + `",
   "message": "Hi ${name}, our winter sale starts today: 20% off everything.",
   "subject": "Winter sale",
   "parameters": {"name": {"+12025550123": "Ada", "default": "there"}},
@@ -162,7 +199,7 @@ func run(verbose bool, timeout time.Duration) error {
 		return fmt.Errorf("send answer: %w", err)
 	}
 
-	// 5. Poll the job until the worker has handed it to Sinch.
+	// 5. Poll the job until Sinch has reported its delivery.
 	deadline := time.Now().Add(timeout)
 	seen := ""
 	for {
@@ -181,19 +218,20 @@ func run(verbose bool, timeout time.Duration) error {
 			seen = job.Status
 		}
 		switch job.Status {
-		case "sent":
+		case "delivered":
 			say("GET %s\n%s", acc.StatusURL, indent(reply))
 			for _, b := range sim.Batches() {
 				say("the simulator holds batch %s (type %s, %d recipients, client_reference %s)",
 					b.ID, b.Type, len(b.To), b.ClientReference)
 			}
-			say("done: the MMS travelled API -> Redis -> worker -> Sinch simulator")
+			say("done: the MMS travelled API -> Redis -> worker -> Sinch simulator, " +
+				"and its delivery reports came back to the API")
 			return nil
-		case "failed", "canceled", "expired":
+		case "failed", "canceled", "expired", "partially_delivered":
 			return fmt.Errorf("job ended %s:\n%s", job.Status, indent(reply))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("job not sent within %s; last status %s", timeout, job.Status)
+			return fmt.Errorf("job not delivered within %s; last status %s", timeout, job.Status)
 		}
 		select {
 		case err := <-errc:
