@@ -85,6 +85,15 @@ type options struct {
 	// persistent gives the stack a Redis that can be restarted.
 	reports    bool
 	persistent bool
+	// callbacks makes the worker ask for delivery reports at the API's
+	// endpoint (with reports on): simReports are how the simulator sends
+	// them, reportKind the kind asked for (default per_recipient_final).
+	callbacks  bool
+	simReports sinchsim.ReportSettings
+	reportKind string
+	// mediaAllow lets media be on this non-public address (the media
+	// checks, and the API's validation).
+	mediaAllow string
 }
 
 func setup(t *testing.T, o options) *stack {
@@ -104,7 +113,9 @@ const (
 
 func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	t.Helper()
-	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken, Latency: o.simLatency})
+	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken, Latency: o.simLatency,
+		Reports: o.simReports})
+	t.Cleanup(sim.Close)
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
 
@@ -119,6 +130,10 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	}
 	if o.maxAttempts == 0 {
 		common.MaxAttempts = 5
+	}
+	if o.mediaAllow != "" {
+		common.MediaAllowedHosts = []string{o.mediaAllow}
+		common.MediaCheckTimeout, common.MediaMaxBytes, common.MediaWarnBytes = 2*time.Second, 5<<20, 1_000_000
 	}
 	apiCfg := config.API{
 		Common:          common,
@@ -178,13 +193,17 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 		wg.Wait()
 		st.workers.Wait()
 	})
-	if !o.noWorker {
-		st.startWorkers(t, max(o.workers, 1), nil)
-	}
-
 	a, ok := <-addr
 	require.True(t, ok, "api did not start")
 	st.url = "http://" + a
+	if o.callbacks {
+		// Batches ask Sinch to report delivery to this API.
+		st.workerCfg.CallbackURL = st.url + "/sinch/reports/" + reportSecret
+		st.workerCfg.DeliveryReport = cmp.Or(o.reportKind, "per_recipient_final")
+	}
+	if !o.noWorker {
+		st.startWorkers(t, max(o.workers, 1), nil)
+	}
 	return st
 }
 
