@@ -113,6 +113,7 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 			"WORKER_CONCURRENCY":    strconv.Itoa(rlConcurrency),
 			"WORKER_POLL_INTERVAL":  "100ms",
 			"LOG_LEVEL":             level,
+			"MEDIA_CHECK":           "false", // placeholder media URLs: nothing may fetch them
 		}))
 		if err != nil {
 			return result{}, err
