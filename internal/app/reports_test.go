@@ -81,6 +81,17 @@ func TestDeliveryReportsIntake(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, s.postReport(t, `{"type":`).status)
 	require.Equal(t, http.StatusBadRequest,
 		s.postReport(t, `{"type":"recipient_delivery_report_mms","client_reference":"x"}`).status)
+	for _, bad := range []string{
+		recipientReport(id, "+12025550123", "Delivered", 0) + ` trailing`,
+		`null`,
+		recipientReport(id, "+12025550123", "Bogus", 0),
+		recipientReport(id, "+1 202 555 0123", "Delivered", 0),
+	} {
+		require.Equal(t, http.StatusBadRequest, s.postReport(t, bad).status, bad)
+	}
+	r = s.postReport(t, recipientReport(id, "+19995550000", "Delivered", 0))
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, true, r.body["ignored"], "a number not in the job is not stored")
 	r = s.postReport(t, `{"type":"mo_text","from":"12025550123","body":"STOP"}`)
 	require.Equal(t, http.StatusOK, r.status, "other callbacks are taken and ignored")
 	require.Equal(t, true, r.body["ignored"])

@@ -56,6 +56,7 @@ const (
 	ReportRepeat                   // the same as, or older than, what is stored: nothing changed
 	ReportNoJob                    // no such job (any more)
 	ReportFinalKept                // an intermediate report after a final one: ignored
+	ReportNotOurs                  // the job was never sent, or the number is not one of its recipients
 )
 
 // ApplyReport stores one recipient's report for job id and moves the job
@@ -85,6 +86,18 @@ func (s *Store) ApplyReport(ctx context.Context, id string, r Report) (Applied, 
 var reportScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 2 end
+-- Only a job that may be at Sinch has reports, and only for its numbers.
+if st == 'queued' or st == 'scheduled' or st == 'canceled' or st == 'expired' or
+   (st == 'failed' and redis.call('HEXISTS', KEYS[1], 'bid') == 0) then
+  return 4
+end
+local ok, msg = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'msg') or '')
+if not ok or type(msg.to) ~= 'table' then return 4 end
+local ours = false
+for _, n in ipairs(msg.to) do
+  if n == ARGV[3] then ours = true break end
+end
+if not ours then return 4 end
 local old = redis.call('HGET', KEYS[2], ARGV[3])
 if old == ARGV[4] then return 1 end
 local was_final = false

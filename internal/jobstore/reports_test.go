@@ -127,3 +127,20 @@ func TestReportsByBatchWaitForTheIndex(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, ttl, time.Duration(0))
 }
+
+// TestReportsOnlyForWhatWasSent: a report for a number that is not one of
+// the job's recipients, or for a job that was never sent, changes nothing.
+func TestReportsOnlyForWhatWasSent(t *testing.T) {
+	b := setup(t)
+	ann := "+12025550123"
+	j := b.sentJob(t, ann)
+	require.Equal(t, ReportNotOurs, b.report(t, j.ID, "+19995550000", "Delivered", 0))
+	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status)
+	reps, err := b.store.Reports(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Empty(t, reps)
+
+	waiting := b.create(t, mms.StatusScheduled)
+	require.Equal(t, ReportNotOurs, b.report(t, waiting.ID, ann, "Delivered", 0))
+	require.Equal(t, mms.StatusScheduled, b.get(t, waiting.ID).Status, "a job never sent cannot be delivered")
+}

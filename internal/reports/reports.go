@@ -9,6 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +74,12 @@ func Take(ctx context.Context, s Store, body []byte, now time.Time) (Outcome, er
 	if err := dec.Decode(&cb); err != nil {
 		return Outcome{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Outcome{}, fmt.Errorf("%w: something follows the JSON object", ErrMalformed)
+	}
+	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
+		return Outcome{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
 	out := Outcome{Type: cb.Type}
 	if cb.Type != TypeBatch && cb.Type != TypeRecipient {
 		out.Ignored = true
@@ -112,6 +121,8 @@ func Take(ctx context.Context, s Store, body []byte, now time.Time) (Outcome, er
 		case jobstore.ReportNoJob:
 			out.Ignored = true
 			return out, nil
+		case jobstore.ReportNotOurs:
+			out.Ignored = true
 		default:
 			out.Repeats++
 		}
@@ -126,18 +137,23 @@ func (cb *callback) reports(now time.Time) ([]jobstore.Report, error) {
 		at = now
 	}
 	if cb.Type == TypeRecipient {
-		if cb.Recipient == "" || cb.Status == "" || cb.Code == nil {
+		if cb.Recipient == "" || cb.Code == nil {
 			return nil, fmt.Errorf("%w: a recipient report needs recipient, status and code", ErrMalformed)
 		}
-		return []jobstore.Report{{Recipient: e164(cb.Recipient), Status: cb.Status, Code: *cb.Code, At: at}}, nil
+		r, err := report(cb.Recipient, cb.Status, *cb.Code, at)
+		if err != nil {
+			return nil, err
+		}
+		return []jobstore.Report{r}, nil
 	}
 	var out []jobstore.Report
 	for _, b := range cb.Statuses {
-		if b.Status == "" {
-			return nil, fmt.Errorf("%w: a status bucket without a status", ErrMalformed)
-		}
 		for _, n := range b.Recipients {
-			out = append(out, jobstore.Report{Recipient: e164(n), Status: b.Status, Code: b.Code, At: at})
+			r, err := report(n, b.Status, b.Code, at)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
 		}
 	}
 	// A summary report names no recipients: it says nothing per recipient
@@ -146,11 +162,22 @@ func (cb *callback) reports(now time.Time) ([]jobstore.Report, error) {
 	return out, nil
 }
 
-// e164 writes a recipient as our records do: Sinch leaves out the "+".
-func e164(n string) string {
-	n = strings.TrimSpace(n)
-	if n != "" && !strings.HasPrefix(n, "+") {
-		return "+" + n
+// statuses are Sinch's delivery statuses (reference §6.4).
+var statuses = []string{"Queued", "Dispatched", "Aborted", "Cancelled", "Rejected", "Deleted", "Delivered",
+	"Failed", "Expired", "Unknown"}
+
+var msisdn = regexp.MustCompile(`^\+?[1-9][0-9]{5,14}$`)
+
+// report checks one recipient's report: a phone number in international
+// form (Sinch leaves out the "+", our records have it) and a known status.
+func report(recipient, status string, code int, at time.Time) (jobstore.Report, error) {
+	if !msisdn.MatchString(recipient) {
+		return jobstore.Report{}, fmt.Errorf("%w: recipient %q is not a number in international form",
+			ErrMalformed, recipient)
 	}
-	return n
+	if !slices.Contains(statuses, status) {
+		return jobstore.Report{}, fmt.Errorf("%w: status %q is not one of Sinch's", ErrMalformed, status)
+	}
+	return jobstore.Report{Recipient: "+" + strings.TrimPrefix(recipient, "+"), Status: status, Code: code,
+		At: at}, nil
 }

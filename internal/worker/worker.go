@@ -274,7 +274,10 @@ func (h *Handler) checkMedia(ctx context.Context, log zerolog.Logger, job *mms.J
 	jerr := &mms.JobError{Code: r.Reason, Message: r.Message, At: h.now().UTC()}
 	log = log.With().Str("reason", r.Reason).Int("media_status", r.Status).Logger()
 	if r.Transient {
-		return true, h.wait(log, job, errors.New(r.Message), jerr, h.cfg.Backoff.Delay(max(job.Attempts, 1)), false,
+		// The job's attempts stay as they were, so the wait grows with the
+		// job's age instead: a quarter of it, within the backoff's bounds.
+		wait := min(max(h.now().Sub(job.CreatedAt)/4, h.cfg.Backoff.Base), h.cfg.Backoff.Max)
+		return true, h.wait(log, job, errors.New(r.Message), jerr, wait, false,
 			"media server not answering as it should; job waits")
 	}
 	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); err != nil {
