@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -224,6 +225,17 @@ func ValidateURL(s string) error {
 	}
 	if u.User != nil {
 		return bad("must not carry credentials")
+	}
+	// A name whose last label starts with a digit is no DNS name but another
+	// spelling of an IPv4 address (127.1, 0x7f000001), which resolvers read
+	// differently: refuse it rather than look it up.
+	if host := strings.TrimSuffix(u.Hostname(), "."); !strings.Contains(host, ":") {
+		if _, err := netip.ParseAddr(host); err != nil {
+			last := host[strings.LastIndex(host, ".")+1:]
+			if last == "" || (last[0] >= '0' && last[0] <= '9') {
+				return bad("host %q is neither an IP address in standard form nor a DNS name", u.Hostname())
+			}
+		}
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

@@ -721,3 +721,14 @@ func TestParseAllowList(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, empty.Empty())
 }
+
+// TestValidateURLRefusesOtherIPv4Spellings: 127.1 and the like are no DNS
+// names; they are refused without a lookup.
+func TestValidateURLRefusesOtherIPv4Spellings(t *testing.T) {
+	for _, u := range []string{"http://127.1/a.jpg", "http://0x7f000001/a.jpg", "http://2130706433/a.jpg",
+		"http://0177.0.0.1/a.jpg", "http://10.1/a.jpg"} {
+		require.Error(t, media.ValidateURL(u), u)
+	}
+	require.NoError(t, media.ValidateURL("http://127.0.0.1:8080/a.jpg"))
+	require.NoError(t, media.ValidateURL("https://cdn.example.com/a.jpg"))
+}
