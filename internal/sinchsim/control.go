@@ -284,6 +284,10 @@ type reportsIn struct {
 	MaxAttempts   *int                `json:"max_attempts"`
 	Timeout       *string             `json:"timeout"`
 	WebhookSecret *string             `json:"webhook_secret"`
+	// Signed is what GET shows in place of the secret. It is taken when it
+	// agrees with the secret, so that a GET's answer can be PUT back as it
+	// is; it cannot change the secret.
+	Signed *bool `json:"signed"`
 }
 
 // putReports changes the report settings named in the body. Nothing
@@ -334,6 +338,11 @@ func (s *Server) putReports(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.WebhookSecret != nil {
 		rs.WebhookSecret = *in.WebhookSecret
+	}
+	if in.Signed != nil && *in.Signed != (rs.WebhookSecret != "") {
+		s.mu.Unlock()
+		controlError(w, "signed: shows whether webhook_secret is set; set webhook_secret to change it")
+		return
 	}
 
 	if err := rs.validate(); err != nil {

@@ -3,6 +3,8 @@ package sinchsim_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,4 +168,20 @@ func TestControlRouting(t *testing.T) {
 			require.Equal(t, tt.want, e.control(t, tt.method, tt.path, nil).status)
 		})
 	}
+}
+
+// TestControlReportsRoundTrip: what GET /_sim/reports shows can be PUT back
+// as it is, and changes nothing.
+func TestControlReportsRoundTrip(t *testing.T) {
+	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan", Token: "tok",
+		Reports: sinchsim.ReportSettings{WebhookSecret: "s3cret", Duplicate: true}})
+	t.Cleanup(sim.Close)
+	get := httptest.NewRecorder()
+	sim.ServeHTTP(get, httptest.NewRequest(http.MethodGet, "/_sim/reports", nil))
+	require.Equal(t, http.StatusOK, get.Code)
+	put := httptest.NewRecorder()
+	sim.ServeHTTP(put, httptest.NewRequest(http.MethodPut, "/_sim/reports", strings.NewReader(get.Body.String())))
+	require.Equal(t, http.StatusOK, put.Code, put.Body.String())
+	require.Equal(t, "s3cret", sim.Reports().WebhookSecret, "still signed")
+	require.True(t, sim.Reports().Duplicate)
 }

@@ -372,7 +372,7 @@ func TestControlReports(t *testing.T) {
 		`{"outcomes":{"*":{"status":"Failed","code":1}}}`,
 		`{"outcomes":{"*13":{"status":"Nope","code":1}}}`,
 		`{"outcomes":{"*13":{"status":"Failed","code":-1}}}`,
-		`{"signed":true}`,
+		`{"signed":false}`,                 // disagrees with the secret, and cannot change it
 		`{"delay":"1s","max_attempts":-1}`, // nothing changes
 		`[]`,
 	} {
