@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -222,6 +223,15 @@ func LoadWorker() (Worker, error) {
 	var c Worker
 	if err := process(&c); err != nil {
 		return c, err
+	}
+	// envconfig keeps the last of a repeated key; a repeat is a mistake.
+	seen := map[string]bool{}
+	for _, pair := range strings.Split(os.Getenv("QUEUE_RATE_LIMITS"), ",") {
+		q, _, _ := strings.Cut(strings.TrimSpace(pair), ":")
+		if q != "" && seen[q] {
+			return c, fmt.Errorf("QUEUE_RATE_LIMITS: %s is given twice", q)
+		}
+		seen[q] = true
 	}
 	return c, c.Validate()
 }

@@ -272,6 +272,7 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"worker", "SENDER_RATE_LIMIT", []string{"SENDER_RATE_LIMIT", "+Inf"}, ""},
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "marketing:10"}, ""},
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:0"}, ""},
+		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:1,bulk:2"}, ""},
 		{"worker", "QUEUE_RATE_LIMITS", []string{"QUEUE_RATE_LIMITS", "bulk:fast"}, ""},
 		{"worker", "RATE_WAIT_MAX", []string{"RATE_WAIT_MAX", "2m"}, ""},
 		{"api", "MEDIA_MAX_BYTES", []string{"MEDIA_MAX_BYTES", "1023"}, ""},
