@@ -175,15 +175,14 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 
 	// A recipient may have opted out since the job was accepted.
-	suppressed, err := h.suppressed(ctx, job)
+	keep, suppressed, err := h.suppressed(ctx, job)
 	if err != nil {
 		return h.checkFailed(log, job, err, "suppression_check_failed", "could not read the suppression list")
 	}
-	if len(suppressed) == len(job.Message.To) {
+	if len(keep) == 0 {
 		return h.allSuppressed(log, job)
 	}
 	if len(suppressed) > 0 {
-		keep, _ := mms.Without(job.Message.To, suppressed.mask(job.Message.To))
 		job.Message = job.Message.Only(keep)
 		job.Suppressed = append(job.Suppressed, suppressed...)
 		log.Info().Int("suppressed", len(suppressed)).Msg("recipients on the suppression list left out")
@@ -227,35 +226,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent")
 }
 
-// numberSet is a set of recipients.
-type numberSet []string
-
-func (ns numberSet) mask(to []string) []bool {
-	out := make([]bool, len(to))
-	for i, n := range to {
-		for _, m := range ns {
-			if n == m {
-				out[i] = true
-				break
-			}
-		}
-	}
-	return out
-}
-
-// suppressed lists the job's recipients that are on the suppression list.
-// An error reading the list is an error of the attempt: a message must not
-// go out to numbers we could not check.
-func (h *Handler) suppressed(ctx context.Context, job *mms.Job) (numberSet, error) {
+// suppressed splits the job's recipients into those to send to and those
+// on the suppression list. An error reading the list is an error of the
+// attempt: a message must not go out to numbers we could not check.
+func (h *Handler) suppressed(ctx context.Context, job *mms.Job) (keep, out []string, err error) {
 	if h.cfg.Suppressions == nil {
-		return nil, nil
+		return job.Message.To, nil, nil
 	}
 	hit, err := h.cfg.Suppressions.Filter(ctx, job.Message.To)
 	if err != nil {
-		return nil, fmt.Errorf("read the suppression list: %w", err)
+		return nil, nil, fmt.Errorf("read the suppression list: %w", err)
 	}
-	_, out := mms.Without(job.Message.To, hit)
-	return out, nil
+	keep, out = mms.Without(job.Message.To, hit)
+	return keep, out, nil
 }
 
 // checkMedia checks the job's media before Sinch is paid for a message it
@@ -408,8 +391,11 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 // indexBatch records which job the batch belongs to, for delivery reports
 // that name only the batch, and stores those that came before it. It is
 // best effort: a report still waiting is matched by the next one, or by
-// the fetch of reports.
+// the fetch of reports. Without reports asked for there is nothing to do.
 func (h *Handler) indexBatch(log zerolog.Logger, jobID, batchID string) {
+	if h.cfg.CallbackURL == "" {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
 	defer cancel()
 	pending, err := h.store.IndexBatch(ctx, batchID, jobID)
