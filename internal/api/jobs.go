@@ -260,7 +260,7 @@ func (s *server) getJob(c echo.Context) error {
 		return errUnavailable()
 	}
 	v := viewOf(j)
-	if j.Status.Rank() >= mms.StatusSending.Rank() { // reports may come before the batch is recorded
+	if j.Reported > 0 {
 		reps, err := s.deps.Store.Reports(ctx, id)
 		if err != nil {
 			reqLog(c, s.deps.Log).Warn().Err(err).Msg("delivery reports not read")

@@ -45,6 +45,7 @@ const (
 	fCount     = "n"
 	fSuppress  = "sup"
 	fSentAt    = "snt"
+	fReported  = "drn" // written by the report script
 )
 
 // maxEvents is how many history entries a job keeps: the first ones of a
@@ -290,6 +291,7 @@ func decode(id string, h map[string]string) (*mms.Job, error) {
 	j.UpdatedAt = fromMS(h[fUpdated])
 	j.NextAttemptAt = fromMS(h[fNext])
 	j.SentAt = fromMS(h[fSentAt])
+	j.Reported, _ = strconv.Atoi(h[fReported])
 	j.History = decodeHistory(h[fHistory])
 	if e := h[fError]; e != "" {
 		j.LastError = new(mms.JobError)

@@ -13,8 +13,8 @@ import (
 
 // Delivery reports. Each job keeps one more hash, next to its record and on
 // the same slot: recipient (E.164) -> "<status> <code> <at ms>", the latest
-// report for each. The job record counts its recipients with a final report
-// ("drf") and those delivered ("drd"); once every recipient has one, the job
+// report for each. The job record counts its recipients with a report
+// ("drn"), with a final one ("drf") and those delivered ("drd"); once every recipient has one, the job
 // moves to delivered, partially_delivered or failed.
 //
 // Sinch may send a report before the worker has stored the batch ID, twice,
@@ -100,12 +100,15 @@ end
 if not ours then return 4 end
 local old = redis.call('HGET', KEYS[2], ARGV[3])
 if old == ARGV[4] then return 1 end
-local was_final = false
 if old then
   local ostatus = string.match(old, '^(%S+)')
-  was_final = not (ostatus == 'Queued' or ostatus == 'Dispatched')
-  if was_final and ARGV[5] == '0' then return 3 end
-  if was_final then return 1 end -- the first final report stands
+  if not (ostatus == 'Queued' or ostatus == 'Dispatched') then
+    -- The first final report stands.
+    if ARGV[5] == '0' then return 3 end
+    return 1
+  end
+else
+  redis.call('HINCRBY', KEYS[1], 'drn', 1)
 end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 add_event(KEYS[1], ARGV[1], 'report', ARGV[7])

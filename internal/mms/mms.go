@@ -108,6 +108,7 @@ type Job struct {
 	LastError     *JobError
 	SinchBatchID  string
 	SentAt        time.Time // when Sinch accepted the batch; zero before
+	Reported      int       // recipients with a delivery report
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	// History lists the job's status changes, oldest first, the most
