@@ -113,23 +113,22 @@ func key(id string) string        { return "mmsgate:campaign:{" + id + "}" }
 func batchesKey(id string) string { return key(id) + ":batches" }
 
 // JobID is the ID of batch i's job: a valid job ID, the same every time.
-func JobID(campaignID string, i int) string {
+func JobID(campaignID string, i int) string { return JobIDs(campaignID, i, i+1)[0] }
+
+// JobIDs lists the IDs of jobs [from, to): each has the campaign's time
+// and, as its random part, a hash of the campaign ID and the batch's index.
+func JobIDs(campaignID string, from, to int) []string {
 	c, err := ulid.ParseStrict(strings.ToUpper(campaignID))
 	if err != nil {
 		panic("campaign: bad campaign id " + campaignID)
 	}
-	sum := sha256.Sum256([]byte(campaignID + ":" + strconv.Itoa(i)))
-	var id ulid.ULID
-	_ = id.SetTime(c.Time())
-	_ = id.SetEntropy(sum[:10])
-	return strings.ToLower(id.String())
-}
-
-// JobIDs lists the IDs of jobs [from, to).
-func JobIDs(campaignID string, from, to int) []string {
 	out := make([]string, 0, max(0, to-from))
 	for i := from; i < to; i++ {
-		out = append(out, JobID(campaignID, i))
+		sum := sha256.Sum256([]byte(campaignID + ":" + strconv.Itoa(i)))
+		var id ulid.ULID
+		_ = id.SetTime(c.Time())
+		_ = id.SetEntropy(sum[:10])
+		out = append(out, strings.ToLower(id.String()))
 	}
 	return out
 }

@@ -39,26 +39,22 @@ const (
 // CampaignRequest is the body of POST /api/mms/campaigns as the client
 // wrote it.
 type CampaignRequest struct {
-	Name       string              `json:"name"`
-	Recipients CampaignRecipients  `json:"recipients"`
-	MediaURL   string              `json:"media_url"`
-	Message    string              `json:"message"`
-	Subject    string              `json:"subject"`
-	From       string              `json:"from"`
-	Parameters map[string]string   `json:"parameters"`
-	Priority   Priority            `json:"priority"`
-	RateLimit  float64             `json:"rate_limit"`
-	SendAt     string              `json:"send_at"`
-	ExpireAt   string              `json:"expire_at"`
-	Reference  string              `json:"reference"`
-	CSVColumns []string            `json:"-"` // parameter names from a CSV header
-	csvRows    []campaignCSVRowRef `json:"-"`
-	overflow   int                 // CSV lines beyond MaxCampaignRecipients
+	Name       string             `json:"name"`
+	Recipients CampaignRecipients `json:"recipients"`
+	MediaURL   string             `json:"media_url"`
+	Message    string             `json:"message"`
+	Subject    string             `json:"subject"`
+	From       string             `json:"from"`
+	Parameters map[string]string  `json:"parameters"`
+	Priority   Priority           `json:"priority"`
+	RateLimit  float64            `json:"rate_limit"`
+	SendAt     string             `json:"send_at"`
+	ExpireAt   string             `json:"expire_at"`
+	Reference  string             `json:"reference"`
+	CSVColumns []string           `json:"-"` // parameter names from a CSV header
+	csvLines   []int              // the CSV line of each recipient, for reporting by line
+	overflow   int                // CSV lines beyond MaxCampaignRecipients
 }
-
-// campaignCSVRowRef remembers the CSV line a recipient came from, so that
-// problems are reported by line rather than by position.
-type campaignCSVRowRef struct{ line int }
 
 // CampaignRecipient is one entry of "recipients": a number, with values for
 // the message's placeholders if the campaign is personalised.
@@ -381,8 +377,8 @@ func (r *CampaignRequest) check(i int, region string, needed []string, defaults 
 
 func (r *CampaignRequest) rejected(i int, msg string) Rejected {
 	out := Rejected{Value: r.Recipients[i].To, Message: msg}
-	if r.csvRows != nil {
-		out.Line = r.csvRows[i].line
+	if r.csvLines != nil {
+		out.Line = r.csvLines[i]
 	} else {
 		idx := i
 		out.Index = &idx
@@ -396,7 +392,7 @@ func (r *CampaignRequest) columnsUsed() map[string]bool {
 	for _, c := range r.CSVColumns {
 		names[c] = true
 	}
-	if r.csvRows != nil {
+	if r.csvLines != nil {
 		return names
 	}
 	for _, rc := range r.Recipients {
@@ -493,7 +489,7 @@ func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
 			}
 		}
 		r.Recipients = append(r.Recipients, rc)
-		r.csvRows = append(r.csvRows, campaignCSVRowRef{line: line})
+		r.csvLines = append(r.csvLines, line)
 	}
 	return nil
 }
