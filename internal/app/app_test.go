@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -42,7 +41,7 @@ type stack struct {
 	sim   *sinchsim.Server
 	redis *redistest.Server
 	rdb   *redis.Client
-	logs  *syncBuffer
+	logs  *logging.Buffer
 	// stopWorker stops the workers as SIGTERM does and waits for them to
 	// exit.
 	stopWorker func()
@@ -51,23 +50,6 @@ type stack struct {
 	log       zerolog.Logger
 	workerCfg config.Worker
 	workers   sync.WaitGroup
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type options struct {
@@ -119,7 +101,7 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
 
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	log := logging.New("debug", logs)
 	common := config.Common{
 		RedisURL:     rs.URL,

@@ -82,7 +82,7 @@ func (m *mediaServer) total() int {
 func startMediaAPI(t *testing.T) *stack {
 	t.Helper()
 	rs := redistest.Start(t)
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	log := logging.New("debug", logs)
 	cfg := config.API{
 		Common: config.Common{

@@ -11,7 +11,6 @@ package faults_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,12 +18,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mmsgate/mmsgate/internal/logging"
 )
 
 // binaries are the programs under test, built by TestMain.
@@ -126,29 +126,11 @@ func skipShort(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is one running mmsgate binary.
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logging.Buffer
 	done chan struct{} // closed once the process has exited and been reaped
 }
 
@@ -158,7 +140,7 @@ type process struct {
 // races when the test ends; the process is killed then if still running.
 func startProcess(t *testing.T, name, bin string, env []string) *process {
 	t.Helper()
-	p := &process{name: name, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, logs: &logging.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = env
 	p.cmd.Stdout = p.logs
