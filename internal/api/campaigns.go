@@ -446,7 +446,8 @@ func (s *server) listCampaignJobs(c echo.Context) error {
 	}
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxPageSize {
-			fields = append(fields, mms.FieldError{Field: "limit", Message: "must be 1 to " + strconv.Itoa(maxPageSize)})
+			fields = append(fields, mms.FieldError{Field: "limit",
+				Message: "must be 1 to " + strconv.Itoa(maxPageSize)})
 		}
 	}
 	if len(fields) > 0 {

@@ -256,7 +256,8 @@ func TestMediaCheckRefusesLoopbackByDefault(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{noWorker: true})
 	m := startMediaServer(t)
-	for _, u := range []string{m.URL + "/ok.jpg", "http://[::1]:" + strings.TrimPrefix(m.URL, "http://127.0.0.1:") + "/ok.jpg"} {
+	v6 := "http://[::1]:" + strings.TrimPrefix(m.URL, "http://127.0.0.1:") + "/ok.jpg"
+	for _, u := range []string{m.URL + "/ok.jpg", v6} {
 		res := s.checkMedia(t, u)
 		require.Equal(t, false, res["ok"])
 		require.Equal(t, media.ReasonForbiddenAddress, res["reason"], "%v", res)

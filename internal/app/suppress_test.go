@@ -167,7 +167,8 @@ func TestSuppressPutRefusesBadBodies(t *testing.T) {
 	}
 
 	// Every problem is reported at once.
-	r := s.do(t, http.MethodPut, suppressions+"/call-me", "application/json", `{"reason":"`+strings.Repeat("a", 300)+`"}`)
+	r := s.do(t, http.MethodPut, suppressions+"/call-me", "application/json",
+		`{"reason":"`+strings.Repeat("a", 300)+`"}`)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
 	require.Equal(t, []string{"number", "reason"}, fieldNames(t, apiError(t, r)))
 

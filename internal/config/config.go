@@ -453,7 +453,8 @@ func (c Worker) validateReports() error {
 	}
 	u, err := url.Parse(c.CallbackURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return errors.New("SINCH_CALLBACK_URL: must be an http(s) URL, e.g. https://mms.example.com/sinch/reports/<secret>")
+		return errors.New("SINCH_CALLBACK_URL: must be an http(s) URL, " +
+			"e.g. https://mms.example.com/sinch/reports/<secret>")
 	}
 	return nil
 }

@@ -93,7 +93,8 @@ func TestCacheInRedis(t *testing.T) {
 		srv, n := serve(t, file("image/jpeg", 500))
 		u := srv.URL + "/x.jpg"
 		cache := media.NewRedisCache(rdb, time.Second)
-		require.NoError(t, cache.Set(context.Background(), "http://elsewhere/y.jpg", media.Result{OK: true}, time.Minute))
+		require.NoError(t, cache.Set(context.Background(), "http://elsewhere/y.jpg", media.Result{OK: true},
+			time.Minute))
 		// Copy that entry under u's key, as a hash collision would.
 		raw := rdb.Get(context.Background(), media.CacheKey("http://elsewhere/y.jpg")).Val()
 		require.NoError(t, rdb.Set(context.Background(), media.CacheKey(u), raw, time.Minute).Err())

@@ -453,7 +453,8 @@ func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
 			first = false
 			if slices.Contains(csvHeaders, strings.ToLower(strings.TrimSpace(rec[0]))) {
 				if len(rec)-1 > MaxCampaignParams {
-					return fieldError("recipients", fmt.Sprintf("line %d: has %d parameter columns; at most %d are allowed",
+					return fieldError("recipients", fmt.Sprintf(
+						"line %d: has %d parameter columns; at most %d are allowed",
 						line, len(rec)-1, MaxCampaignParams))
 				}
 				header = slices.Clone(rec[1:])
@@ -474,8 +475,8 @@ func (r *CampaignRequest) ReadRecipientsCSV(in io.Reader) error {
 		}
 		if len(rec) != len(header)+1 {
 			return fieldError("recipients", fmt.Sprintf(
-				"line %d: has %d columns, expected %d; a number per line, or a header line naming the parameter columns after \"to\"",
-				line, len(rec), len(header)+1))
+				"line %d: has %d columns, expected %d; a number per line, "+
+					"or a header line naming the parameter columns after \"to\"", line, len(rec), len(header)+1))
 		}
 		if len(r.Recipients) >= MaxCampaignRecipients {
 			r.overflow++ // counted, for Validate to report, but not kept

@@ -60,7 +60,8 @@ func TestLoopbackOnlyDialGuard(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:80", "127.255.0.3:1", "[::1]:443", "[::ffff:127.0.0.1]:80"} {
 		require.NoError(t, loopbackOnly("tcp", addr, nil), addr)
 	}
-	for _, addr := range []string{"192.0.2.1:80", "[2001:db8::1]:80", "0.0.0.0:80", "[::]:80", "localhost:80", "nonsense"} {
+	for _, addr := range []string{"192.0.2.1:80", "[2001:db8::1]:80", "0.0.0.0:80", "[::]:80", "localhost:80",
+		"nonsense"} {
 		require.ErrorIs(t, loopbackOnly("tcp", addr, nil), errNotLoopback, addr)
 	}
 }

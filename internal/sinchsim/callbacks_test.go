@@ -507,7 +507,8 @@ func TestCallbackDroppedOn4xx(t *testing.T) {
 				rc = startReceiver(t, http.RedirectHandler("http://192.0.2.1/dr", status).ServeHTTP)
 			}
 
-			require.Equal(t, http.StatusCreated, e.post(t, drRequest("per_recipient_final", rc.url(), "+12025550100")).status)
+			resp := e.post(t, drRequest("per_recipient_final", rc.url(), "+12025550100"))
+			require.Equal(t, http.StatusCreated, resp.status)
 
 			cbs := waitCallbacks(t, e.sim, 1)
 			require.Equal(t, sinchsim.CallbackDropped, cbs[0].Result)

@@ -242,7 +242,8 @@ func TestListDeliveryReports(t *testing.T) {
 	q = url.Values{"start_date": {"2025-01-10T00:00:00Z"}}
 	require.Equal(t, 3, get("?"+q.Encode()).Count)
 
-	for _, bad := range []string{"?page_size=0", "?page_size=101", "?page=-1", "?start_date=soon", "?status=Nope", "?code=x"} {
+	for _, bad := range []string{"?page_size=0", "?page_size=101", "?page=-1", "?start_date=soon", "?status=Nope",
+		"?code=x"} {
 		resp := e.get(t, "/delivery_reports"+bad)
 		require.Equal(t, http.StatusBadRequest, resp.status, bad)
 	}
@@ -316,7 +317,8 @@ func TestSetReportsAppliesToNewBatches(t *testing.T) {
 
 	status := func(b sinchsim.Batch) string {
 		t.Helper()
-		return decode[sinchsim.RecipientReport](t, e.get(t, "/batches/"+b.ID+"/delivery_report/12025550113").body).Status
+		body := e.get(t, "/batches/"+b.ID+"/delivery_report/12025550113").body
+		return decode[sinchsim.RecipientReport](t, body).Status
 	}
 	clk.Add(time.Second)
 	require.Equal(t, "Delivered", status(before), "created under the old settings")
@@ -389,7 +391,8 @@ func TestControlReports(t *testing.T) {
 	require.JSONEq(t, defaults, string(resp.body))
 
 	// The settings take effect: a failing number, polled once final.
-	resp = e.control(t, http.MethodPut, "reports", `{"delay":"1ms","outcomes":{"12025550123":{"status":"Expired","code":406}}}`)
+	resp = e.control(t, http.MethodPut, "reports",
+		`{"delay":"1ms","outcomes":{"12025550123":{"status":"Expired","code":406}}}`)
 	require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
 	id := e.post(t, validRequest()).batch(t).ID
 	require.Eventually(t, func() bool {
@@ -470,7 +473,8 @@ func TestParseOutcomes(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, m)
 
-	for _, bad := range []string{"*13", "abc=Failed/1", "*=Failed/1", "*1x=Failed/1", "*13=Queued/400", "123=Failed/1"} {
+	for _, bad := range []string{"*13", "abc=Failed/1", "*=Failed/1", "*1x=Failed/1", "*13=Queued/400",
+		"123=Failed/1"} {
 		_, err := sinchsim.ParseOutcomes(bad)
 		require.Error(t, err, bad)
 	}

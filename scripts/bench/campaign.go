@@ -131,8 +131,8 @@ func benchCampaign(ctx context.Context, e *env) (result, error) {
 	res := result{
 		rows: []row{
 			{figure: fmt.Sprintf("`POST /api/mms/campaigns` of %s distinct valid numbers (JSON, %.1f MB) → 202, "+
-				"no worker running; %d runs, the result on the median", grouped(campaignSize), float64(len(jsonBody))/1e6,
-				campaignRuns),
+				"no worker running; %d runs, the result on the median",
+				grouped(campaignSize), float64(len(jsonBody))/1e6, campaignRuns),
 				measured: e.mark(fmt.Sprintf("median %s (best %s)", secs(jm), secs(jb))),
 				target:   fmt.Sprintf("≤ %g s", campaignTarget.Seconds()),
 				verdict:  e.mark(verdict(jm <= campaignTarget))},

@@ -91,7 +91,8 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 		progress("Redis: %s on private socket %s", redisproc.Version(bin), p.URL)
 	} else {
 		progress("redis-server is NOT installed: falling back to the embedded miniredis.")
-		progress("Figures on miniredis say little about a real Redis; install redis-server (e.g. apt-get install redis-server) for real ones.")
+		progress("Figures on miniredis say little about a real Redis; " +
+			"install redis-server (e.g. apt-get install redis-server) for real ones.")
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("embedded redis: %w", err)
@@ -161,7 +162,8 @@ func (e *env) mark(s string) string {
 // they require and the benchmark's Redis. Sinch's address is a loopback
 // placeholder until a worker is given its simulator's.
 func defaults(redisURL, apiKey string) (config.API, config.Worker, error) {
-	for _, name := range append(envNames(reflect.TypeFor[config.API]()), envNames(reflect.TypeFor[config.Worker]())...) {
+	names := append(envNames(reflect.TypeFor[config.API]()), envNames(reflect.TypeFor[config.Worker]())...)
+	for _, name := range names {
 		if err := os.Unsetenv(name); err != nil {
 			return config.API{}, config.Worker{}, err
 		}

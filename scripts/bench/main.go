@@ -90,7 +90,8 @@ func main() {
 	only := flag.String("only", "", "comma-separated sections to run (default all): "+sectionKeys())
 	flag.BoolVar(&o.quick, "quick", false, "a shorter run: shorter load phases, fewer jobs (noisier figures)")
 	flag.IntVar(&o.clients, "clients", 16, "concurrent HTTP clients, and goroutines calling Enqueue in the bare run")
-	flag.IntVar(&o.concurrency, "concurrency", 20, "worker concurrency (WORKER_CONCURRENCY), also of the no-op asynq server")
+	flag.IntVar(&o.concurrency, "concurrency", 20,
+		"worker concurrency (WORKER_CONCURRENCY), also of the no-op asynq server")
 	jobs := flag.Int("jobs", 0, "tasks per worker run without latency (default 20000, 5000 with -quick)")
 	flag.BoolVar(&o.verbose, "v", false, "show the services' logs (otherwise only warnings and errors)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -89,7 +89,8 @@ func benchMemory(ctx context.Context, e *env) (result, error) {
 	perJobKeys := float64(keys.jobBytes) / float64(n)
 	res := result{
 		rows: []row{
-			{figure: fmt.Sprintf("Redis memory per retained single-recipient job, after it was sent: used_memory delta / %d", n),
+			{figure: fmt.Sprintf("Redis memory per retained single-recipient job, after it was sent: "+
+				"used_memory delta / %d", n),
 				measured: fmt.Sprintf("%.0f B", perJob),
 				target:   "≤ 1.5 KB (1536 B)",
 				verdict:  verdict(perJob <= memoryTarget)},

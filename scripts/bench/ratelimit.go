@@ -176,18 +176,19 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 				verdict:  e.mark(verdict(onceErr == nil))},
 		},
 		raw: []string{
-			fmt.Sprintf("./cmd/worker built in %.1f s; %d processes started with SINCH_RATE_LIMIT=%d SINCH_RATE_BURST=%d "+
-				"WORKER_CONCURRENCY=%d WORKER_POLL_INTERVAL=100ms, other settings at their defaults, each sending "+
-				"to its own simulator (no latency) in the benchmark's process",
+			fmt.Sprintf("./cmd/worker built in %.1f s; %d processes started with "+
+				"SINCH_RATE_LIMIT=%d SINCH_RATE_BURST=%d WORKER_CONCURRENCY=%d WORKER_POLL_INTERVAL=100ms, "+
+				"other settings at their defaults, each sending to its own simulator (no latency) in the benchmark's process",
 				buildTook.Seconds(), rlProcs, rlRate, rlBurst, rlConcurrency),
 			fmt.Sprintf("%d jobs of 1 to %d recipients (%d in all) accepted through the API beforehand; "+
 				"the first batch %s after the processes were started, the queues empty %.3f s after it",
 				len(ids), rlMaxSize, total, ms(first.Sub(t0)), end.Sub(first).Seconds()),
-			fmt.Sprintf("batches: %d recipients from the first to the last batch in %.3f s: (%d − %d burst) / %.3f s = "+
-				"%.2f recipients/s, %+.2f%% off %d/s; target within ±%.0f%%",
+			fmt.Sprintf("batches: %d recipients from the first to the last batch in %.3f s: "+
+				"(%d − %d burst) / %.3f s = %.2f recipients/s, %+.2f%% off %d/s; target within ±%.0f%%",
 				m.recipients, m.span.Seconds(), m.recipients, rlBurst, m.span.Seconds(), m.rate, 100*dev,
 				rlRate, 100*rlTolerance),
-			fmt.Sprintf("middle 80%% of that span alone: %.2f recipients/s (%+.2f%%)", m.middle, 100*(m.middle/rlRate-1)),
+			fmt.Sprintf("middle 80%% of that span alone: %.2f recipients/s (%+.2f%%)",
+				m.middle, 100*(m.middle/rlRate-1)),
 			fmt.Sprintf("busiest second: %d recipients (at most %d/s + burst %d = %d may go in one second)",
 				m.busiest, rlRate, rlBurst, rlRate+rlBurst),
 			fmt.Sprintf("first 100 ms of batches: %d recipients (burst %d + 100 ms at %d/s = %d)",

@@ -75,8 +75,9 @@ func benchWorkers(ctx context.Context, e *env) (result, error) {
 				verdict:  e.mark(verdict(ratio >= workerTarget))},
 			{figure: fmt.Sprintf("worker → simulator (%s latency), concurrency %d", simLatency, c),
 				measured: e.mark(fmt.Sprintf("%.0f jobs/s (%.2f of %.0f/s)", slow.rate(), slow.rate()/ideal, ideal)),
-				target:   fmt.Sprintf("≥ %.0f/s (%.1f × %d / %.2f s)", latencyTarget*ideal, latencyTarget, c, simLatency.Seconds()),
-				verdict:  e.mark(verdict(slow.rate() >= latencyTarget*ideal))},
+				target: fmt.Sprintf("≥ %.0f/s (%.1f × %d / %.2f s)", latencyTarget*ideal, latencyTarget, c,
+					simLatency.Seconds()),
+				verdict: e.mark(verdict(slow.rate() >= latencyTarget*ideal))},
 		},
 		raw: []string{
 			noop.describe("no-op handler"),
@@ -111,7 +112,8 @@ func (d drain) describe(what string) string {
 		" (the server took %s from start to the first)",
 		what, d.n, d.elapsed.Seconds(), d.rate(), ms(d.startup))
 	if d.batches > 0 {
-		s += fmt.Sprintf("; the simulator holds %d batches, one per job; %d jobs read back, all sent", d.batches, d.checked)
+		s += fmt.Sprintf("; the simulator holds %d batches, one per job; %d jobs read back, all sent",
+			d.batches, d.checked)
 	}
 	return s + "\n  cost: " + d.cost
 }
