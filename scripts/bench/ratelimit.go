@@ -178,7 +178,8 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 		raw: []string{
 			fmt.Sprintf("./cmd/worker built in %.1f s; %d processes started with "+
 				"SINCH_RATE_LIMIT=%d SINCH_RATE_BURST=%d WORKER_CONCURRENCY=%d WORKER_POLL_INTERVAL=100ms, "+
-				"other settings at their defaults, each sending to its own simulator (no latency) in the benchmark's process",
+				"other settings at their defaults, each sending to its own simulator (no latency) "+
+				"in the benchmark's process",
 				buildTook.Seconds(), rlProcs, rlRate, rlBurst, rlConcurrency),
 			fmt.Sprintf("%d jobs of 1 to %d recipients (%d in all) accepted through the API beforehand; "+
 				"the first batch %s after the processes were started, the queues empty %.3f s after it",
