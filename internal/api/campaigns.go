@@ -19,7 +19,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mmsgate/mmsgate/internal/campaign"
-	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
 )
 
@@ -321,17 +320,6 @@ func campaignFingerprint(c echo.Context, raw []byte) string {
 	h.Write([]byte{0})
 	h.Write(raw)
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// releaseKey frees an Idempotency-Key whose request was not accepted, so
-// that the request may simply be sent again. Best effort: a reservation
-// left behind is taken over once it is stale, since nothing was created.
-func (s *server) releaseKey(c echo.Context, scope, key string, r jobstore.Reservation) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RedisTimeout)
-	defer cancel()
-	if err := s.deps.Store.Release(ctx, scope, key, r); err != nil {
-		reqLog(c, s.deps.Log).Warn().Err(err).Msg("idempotency key not released")
-	}
 }
 
 // undoCampaign removes a campaign that could not be accepted.

@@ -147,3 +147,14 @@ func (s *server) orphaned(ctx context.Context, j *mms.Job) bool {
 	_, err := s.deps.Tasks.GetTaskInfo(j.Priority.Queue(), j.ID)
 	return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
 }
+
+// releaseKey frees an Idempotency-Key whose request was not accepted, so
+// that the request may simply be sent again. Best effort: a reservation
+// left behind is taken over once it is stale, since nothing was created.
+func (s *server) releaseKey(c echo.Context, scope, key string, r jobstore.Reservation) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RedisTimeout)
+	defer cancel()
+	if err := s.deps.Store.Release(ctx, scope, key, r); err != nil {
+		reqLog(c, s.deps.Log).Warn().Err(err).Msg("idempotency key not released")
+	}
+}

@@ -231,6 +231,13 @@ redis.call('HSET', KEYS[1], 'st', 'canceled', 'cat', ARGV[1])
 return 1
 `)
 
+// CanceledError is the reason recorded on a job its campaign's cancel
+// stopped.
+func CanceledError(at time.Time) mms.JobError {
+	return mms.JobError{Code: "campaign_canceled", Message: "the campaign was canceled before this batch was sent",
+		At: at.UTC()}
+}
+
 // CancelSummary says what a cancel did, in jobs and recipients.
 type CancelSummary struct {
 	CanceledJobs       int            `json:"canceled_jobs"`
@@ -265,8 +272,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*CancelSummary, error) {
 		return nil, err
 	}
 	ids := JobIDs(id, 0, st.Made)
-	res, err := s.jobs.CancelMany(ctx, ids, mms.JobError{Code: "campaign_canceled",
-		Message: "the campaign was canceled before this batch was sent", At: s.now().UTC()})
+	res, err := s.jobs.CancelMany(ctx, ids, CanceledError(s.now()))
 	if err != nil {
 		return nil, err
 	}

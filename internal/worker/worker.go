@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/media"
@@ -281,9 +282,8 @@ func (h *Handler) checkFailed(log zerolog.Logger, job *mms.Job, err error, code,
 // campaignGone ends a job of a canceled campaign that Sinch holds no batch
 // of: nothing is sent.
 func (h *Handler) campaignGone(log zerolog.Logger, job *mms.Job) error {
-	jerr := &mms.JobError{Code: "campaign_canceled", At: h.now().UTC(),
-		Message: "the campaign was canceled before this batch was sent"}
-	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusCanceled, Err: jerr}); err != nil {
+	jerr := campaign.CanceledError(h.now())
+	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusCanceled, Err: &jerr}); err != nil {
 		log.Error().Err(err).Msg("could not store a canceled job")
 		return err
 	}
@@ -316,8 +316,7 @@ func (h *Handler) campaignCanceled(ctx context.Context, p task.SendPayload) (boo
 	if !canceled {
 		return false, nil
 	}
-	res, err := h.store.CancelMany(ctx, []string{p.JobID}, mms.JobError{Code: "campaign_canceled",
-		Message: "the campaign was canceled before this batch was sent", At: h.now().UTC()})
+	res, err := h.store.CancelMany(ctx, []string{p.JobID}, campaign.CanceledError(h.now()))
 	if err != nil {
 		return false, fmt.Errorf("job %s: %w", p.JobID, err)
 	}
