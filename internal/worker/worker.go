@@ -175,40 +175,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	// A recipient may have opted out since the job was accepted.
-	keep, suppressed, err := h.suppressed(ctx, job)
-	if err != nil {
-		return h.checkFailed(log, job, err, "suppression_check_failed", "could not read the suppression list")
-	}
-	if len(keep) == 0 {
-		return h.allSuppressed(log, job)
-	}
-	if len(suppressed) > 0 {
-		job.Message = job.Message.Only(keep)
-		job.Suppressed = append(job.Suppressed, suppressed...)
-		log.Info().Int("suppressed", len(suppressed)).Msg("recipients on the suppression list left out")
-	}
-
-	// The campaign may have been canceled since the first look: while this
-	// task waited for room, or while an earlier attempt of unknown outcome
-	// was settled above (Sinch holds no batch, so the job may still end).
-	if job.CampaignID != "" && h.cfg.Campaigns != nil {
-		canceled, err := h.cfg.Campaigns.Canceled(ctx, job.CampaignID)
-		if err != nil {
-			return h.checkFailed(log, job, err, "campaign_check_failed", "could not read the job's campaign")
-		}
-		if canceled {
-			return h.campaignGone(log, job)
-		}
+	if done, err := h.beforeSend(ctx, log, job); done {
+		return err
 	}
 
 	start := time.Now()
-	if h.cfg.Media != nil {
-		if done, err := h.checkMedia(ctx, log, job); done {
-			return err
-		}
-	}
-
 	mb := batchFor(job)
 	if h.cfg.CallbackURL != "" {
 		mb.DeliveryReport, mb.CallbackURL = h.cfg.DeliveryReport, h.cfg.CallbackURL
@@ -327,6 +298,43 @@ func (h *Handler) campaignCanceled(ctx context.Context, p task.SendPayload) (boo
 	}
 	h.log.Info().Str("job_id", p.JobID).Str("campaign_id", p.Campaign).Msg("campaign canceled; job not sent")
 	return true, nil
+}
+
+// beforeSend makes the last checks before a job's batch goes to Sinch: its
+// recipients against the suppression list, its campaign, its media. It
+// reports whether the attempt ends here, and with what.
+func (h *Handler) beforeSend(ctx context.Context, log zerolog.Logger, job *mms.Job) (bool, error) {
+	// A recipient may have opted out since the job was accepted.
+	keep, suppressed, err := h.suppressed(ctx, job)
+	if err != nil {
+		return true, h.checkFailed(log, job, err, "suppression_check_failed", "could not read the suppression list")
+	}
+	if len(keep) == 0 {
+		return true, h.allSuppressed(log, job)
+	}
+	if len(suppressed) > 0 {
+		job.Message = job.Message.Only(keep)
+		job.Suppressed = append(job.Suppressed, suppressed...)
+		log.Info().Int("suppressed", len(suppressed)).Msg("recipients on the suppression list left out")
+	}
+
+	// The campaign may have been canceled since the first look: while this
+	// task waited for room, or while an earlier attempt of unknown outcome
+	// was settled (Sinch holds no batch, so the job may still end).
+	if job.CampaignID != "" && h.cfg.Campaigns != nil {
+		canceled, err := h.cfg.Campaigns.Canceled(ctx, job.CampaignID)
+		if err != nil {
+			return true, h.checkFailed(log, job, err, "campaign_check_failed", "could not read the job's campaign")
+		}
+		if canceled {
+			return true, h.campaignGone(log, job)
+		}
+	}
+
+	if h.cfg.Media != nil {
+		return h.checkMedia(ctx, log, job)
+	}
+	return false, nil
 }
 
 func (h *Handler) lookup(ctx context.Context, log zerolog.Logger, job *mms.Job) (*sinch.Batch, error) {
