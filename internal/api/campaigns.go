@@ -89,7 +89,7 @@ func (s *server) createCampaign(c echo.Context) error {
 	now := time.Now().UTC()
 	rec := &campaign.Record{
 		ID: mms.NewJobID(), Name: plan.Name, Reference: plan.Reference, Priority: plan.Priority,
-		RateLimit: plan.RateLimit, Content: plan.Content, MaxAttempts: s.cfg.MaxAttempts,
+		RateLimit: plan.RateLimit, CallbackURL: plan.CallbackURL, Content: plan.Content, MaxAttempts: s.cfg.MaxAttempts,
 		BatchSize: s.cfg.CampaignBatchSize, InvalidList: plan.Invalid, CreatedAt: now,
 		Counts:      campaign.Counts{Listed: plan.Listed, Invalid: plan.InvalidCount, Duplicates: plan.Duplicates},
 		Fingerprint: campaignFingerprint(c, raw),
@@ -358,6 +358,7 @@ type campaignView struct {
 	CreatedAt          time.Time                      `json:"created_at"`
 	CanceledAt         *time.Time                     `json:"canceled_at,omitempty"`
 	JobsURL            string                         `json:"jobs_url"`
+	CallbackURL        string                         `json:"callback_url,omitempty"`
 }
 
 func (s *server) getCampaign(c echo.Context) error {
@@ -374,7 +375,7 @@ func (s *server) getCampaign(c echo.Context) error {
 	r := sum.Record
 	v := campaignView{
 		CampaignID: r.ID, Name: r.Name, Reference: r.Reference, Status: sum.Status, Priority: r.Priority,
-		Recipients: r.Counts, RecipientsByStatus: sum.Recipients,
+		CallbackURL: r.CallbackURL, Recipients: r.Counts, RecipientsByStatus: sum.Recipients,
 		Progress: math.Round(sum.Progress*10000) / 10000, Rate: math.Round(sum.Rate*100) / 100, ETA: sum.ETA,
 		Errors: sum.Errors, ExpireAt: r.Content.ExpireAt, CreatedAt: r.CreatedAt, JobsURL: campaignURL(r.ID) + "/jobs",
 	}

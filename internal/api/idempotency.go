@@ -61,7 +61,8 @@ func fingerprint(j *mms.Job, expirySet bool) string {
 		M mms.Message
 		P mms.Priority
 		R string
-	}{m, j.Priority, j.Reference})
+		C string `json:",omitempty"` // left out when empty: earlier keys keep their fingerprint
+	}{m, j.Priority, j.Reference, j.CallbackURL})
 	d := sha256.Sum256(b)
 	return hex.EncodeToString(d[:])
 }

@@ -56,8 +56,11 @@ type jobView struct {
 	Delivery      []delivery    `json:"delivery,omitempty"`
 	CampaignID    string        `json:"campaign_id,omitempty"`
 	History       []mms.Event   `json:"history"`
-	CreatedAt     time.Time     `json:"created_at"`
-	UpdatedAt     time.Time     `json:"updated_at"`
+	// CallbackURL and Callbacks are there only for a job with callbacks.
+	CallbackURL string              `json:"callback_url,omitempty"`
+	Callbacks   *mms.CallbackCounts `json:"callbacks,omitempty"`
+	CreatedAt   time.Time           `json:"created_at"`
+	UpdatedAt   time.Time           `json:"updated_at"`
 }
 
 func viewOf(j *mms.Job) jobView {
@@ -79,6 +82,9 @@ func viewOf(j *mms.Job) jobView {
 	}
 	if !j.Message.SendAt.IsZero() {
 		v.SendAt = &j.Message.SendAt
+	}
+	if j.CallbackURL != "" {
+		v.CallbackURL, v.Callbacks = j.CallbackURL, &j.Callbacks
 	}
 	if j.SinchBatchID != "" {
 		v.SinchBatchID = &j.SinchBatchID
@@ -126,6 +132,7 @@ func (s *server) send(c echo.Context) error {
 		MaxAttempts: s.cfg.MaxAttempts,
 		CreatedAt:   now,
 		UpdatedAt:   now,
+		CallbackURL: req.CallbackURL,
 	}
 	c.Set(ctxJobID, job.ID)
 	var later []asynq.Option

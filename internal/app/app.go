@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mmsgate/mmsgate/internal/api"
+	"github.com/mmsgate/mmsgate/internal/callback"
 	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
@@ -92,6 +94,16 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		acfg.Rules.MediaHostAllowed = allow.Allows
 	}
 	store := jobstore.New(rdb, cfg.JobRetention)
+	callbackAllow, err := clientCallbacks(cfg.Common, store, queue, log)
+	if err != nil {
+		return err
+	}
+	if cfg.ClientCallbackSecret.Value() != "" {
+		acfg.Rules.Callbacks = true
+		if !callbackAllow.Empty() {
+			acfg.Rules.CallbackHostAllowed = callbackAllow.Allows
+		}
+	}
 	e := api.New(acfg, api.Deps{
 		Redis: rdb,
 		Store: store,
@@ -187,6 +199,10 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	store := jobstore.New(rdb, cfg.JobRetention)
 	campaigns := campaign.New(rdb, store, cfg.JobRetention)
 	queue := asynq.NewClientFromRedisClient(rdb)
+	callbackAllow, err := clientCallbacks(cfg.Common, store, queue, log)
+	if err != nil {
+		return err
+	}
 	h := worker.NewHandler(store, client, worker.Config{
 		Backoff:        backoff,
 		AuthRetryDelay: cfg.AuthRetryDelay,
@@ -215,12 +231,52 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	log.Info().Int("concurrency", cfg.Concurrency).Str("sinch", cfg.SinchBaseURL).Msg("worker started")
+	var cbSrv *asynq.Server
+	if secret := cfg.ClientCallbackSecret.Value(); secret != "" {
+		d := callback.NewDeliverer(store, callback.Config{Secret: secret, Timeout: cfg.ClientCallbackTimeout,
+			Allow: callbackAllow, Metrics: m}, log.With().Str("component", "callbacks").Logger())
+		var cbMux *asynq.ServeMux
+		cbSrv, cbMux = callback.NewServer(redisconn.ConnOpt{Opt: opt}, callback.ServerConfig{
+			Concurrency:     cfg.ClientCallbackConcurrency,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			PollInterval:    cfg.PollInterval,
+			Backoff:         worker.Backoff{Base: cfg.ClientCallbackRetryBase, Max: cfg.ClientCallbackRetryMax},
+		}, d, log)
+		if err := cbSrv.Start(cbMux); err != nil {
+			srv.Shutdown()
+			return fmt.Errorf("start callback delivery: %w", err)
+		}
+	} else {
+		log.Info().Msg("client callbacks off: CLIENT_CALLBACK_SECRET is not set; callback tasks wait for a worker that has it")
+	}
+	log.Info().Int("concurrency", cfg.Concurrency).Str("sinch", cfg.SinchBaseURL).
+		Bool("client_callbacks", cbSrv != nil).Msg("worker started")
 	<-ctx.Done()
 	log.Info().Dur("timeout_ms", cfg.ShutdownTimeout).Msg("worker stopping: no new tasks, in-flight sends finishing")
+	var stopped sync.WaitGroup
+	if cbSrv != nil {
+		stopped.Go(cbSrv.Shutdown)
+	}
 	srv.Shutdown()
+	stopped.Wait()
 	log.Info().Msg("worker stopped")
 	return nil
+}
+
+// clientCallbacks makes the store queue the delivery of every callback
+// event it records, and returns the allow-list of callback addresses.
+func clientCallbacks(cfg config.Common, store *jobstore.Store, queue *asynq.Client,
+	log zerolog.Logger) (media.AllowList, error) {
+	allow, err := cfg.CallbackAllow()
+	if err != nil {
+		return allow, err
+	}
+	store.SetNotifier(callback.NewOutbox(store, queue, cfg.ClientCallbackMaxAttempts, log).Notify)
+	if !allow.Empty() {
+		log.Warn().Str("client_callback_allowed_hosts", allow.String()).
+			Msg("callbacks may go to these non-public addresses; leave CLIENT_CALLBACK_ALLOWED_HOSTS empty in production")
+	}
+	return allow, nil
 }
 
 // mediaChecker builds the media checks from the settings, with the cache

@@ -50,6 +50,9 @@ type Record struct {
 	Reference string       `json:"reference,omitempty"`
 	Priority  mms.Priority `json:"priority"`
 	RateLimit float64      `json:"rate_limit,omitempty"`
+	// CallbackURL is where each of the campaign's jobs posts its status
+	// changes.
+	CallbackURL string `json:"callback_url,omitempty"`
 	// Content is what every batch shares: media, text, sender, times.
 	Content     mms.Message `json:"content"`
 	MaxAttempts int         `json:"max_attempts"`

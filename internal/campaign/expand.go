@@ -186,6 +186,7 @@ func (x *Expander) makeJob(ctx context.Context, r *Record, i int) error {
 		UpdatedAt:   now,
 		CampaignID:  r.ID,
 		RateCap:     r.RateLimit,
+		CallbackURL: r.CallbackURL,
 	}
 	var opts []asynq.Option
 	if msg.SendAt.After(now) {

@@ -71,6 +71,28 @@ type Common struct {
 	// MediaAllowedHosts lists non-public addresses checks may connect to
 	// all the same: CIDRs, IPs, IP:port or host:port. Empty in production.
 	MediaAllowedHosts []string `envconfig:"MEDIA_ALLOWED_HOSTS"`
+
+	// Client callbacks (internal/callback): a job's status changes posted
+	// to the callback_url its request gave.
+	//
+	// ClientCallbackSecret signs every callback; without it the API refuses
+	// callback_url and workers deliver none. API and workers need the same.
+	ClientCallbackSecret Secret `envconfig:"CLIENT_CALLBACK_SECRET"`
+	// ClientCallbackAllowedHosts lists non-public addresses callbacks may
+	// go to all the same, in MEDIA_ALLOWED_HOSTS's form. Empty in production.
+	ClientCallbackAllowedHosts []string `envconfig:"CLIENT_CALLBACK_ALLOWED_HOSTS"`
+	// ClientCallbackMaxAttempts is how often a callback is tried before it
+	// is given up on; every process that queues callbacks needs it.
+	ClientCallbackMaxAttempts int `envconfig:"CLIENT_CALLBACK_MAX_ATTEMPTS" default:"12"`
+}
+
+// CallbackAllow returns the allow-list of callback addresses.
+func (c Common) CallbackAllow() (media.AllowList, error) {
+	allow, err := media.ParseAllowList(c.ClientCallbackAllowedHosts)
+	if err != nil {
+		return media.AllowList{}, fmt.Errorf("CLIENT_CALLBACK_ALLOWED_HOSTS: %v", err)
+	}
+	return allow, nil
 }
 
 // Media returns the settings of a media checker, without its cache.
@@ -204,6 +226,17 @@ type Worker struct {
 	// waits put the task back in its queue.
 	RateWaitMax time.Duration `envconfig:"RATE_WAIT_MAX" default:"1s"`
 
+	// ClientCallbackConcurrency is how many callbacks one worker process
+	// posts at once, apart from its sends; ClientCallbackTimeout bounds one
+	// attempt; ClientCallbackMaxAttempts is how often an event is tried,
+	// with delays from ClientCallbackRetryBase doubling up to
+	// ClientCallbackRetryMax, before it is given up on (the number of
+	// attempts, CLIENT_CALLBACK_MAX_ATTEMPTS, is a common setting).
+	ClientCallbackConcurrency int           `envconfig:"CLIENT_CALLBACK_CONCURRENCY" default:"10"`
+	ClientCallbackTimeout     time.Duration `envconfig:"CLIENT_CALLBACK_TIMEOUT" default:"10s"`
+	ClientCallbackRetryBase   time.Duration `envconfig:"CLIENT_CALLBACK_RETRY_BASE" default:"10s"`
+	ClientCallbackRetryMax    time.Duration `envconfig:"CLIENT_CALLBACK_RETRY_MAX" default:"1h"`
+
 	// MediaCheck makes the worker check a job's media URL (see
 	// internal/media) before sending it to Sinch; false skips the check.
 	MediaCheck bool `envconfig:"MEDIA_CHECK" default:"true"`
@@ -292,7 +325,16 @@ func (c Common) validateMedia() error {
 	if c.MediaCheckTTL != 0 && (c.MediaCheckTTL < time.Second || c.MediaCheckTTL > 24*time.Hour) {
 		return errors.New("MEDIA_CHECK_TTL: must be 0 (no caching) or between 1s and 24h")
 	}
-	_, err := c.Media()
+	if _, err := c.Media(); err != nil {
+		return err
+	}
+	if c.ClientCallbackMaxAttempts < 1 || c.ClientCallbackMaxAttempts > 100 {
+		return errors.New("CLIENT_CALLBACK_MAX_ATTEMPTS: must be between 1 and 100")
+	}
+	if s := c.ClientCallbackSecret.Value(); s != "" && len(strings.TrimSpace(s)) < 16 {
+		return errors.New("CLIENT_CALLBACK_SECRET: must be at least 16 characters")
+	}
+	_, err := c.CallbackAllow()
 	return err
 }
 
@@ -414,7 +456,23 @@ func (c Worker) Validate() error {
 	if err := c.validateReports(); err != nil {
 		return err
 	}
+	if err := c.validateCallbacks(); err != nil {
+		return err
+	}
 	return c.validateRates()
+}
+
+func (c Worker) validateCallbacks() error {
+	if c.ClientCallbackConcurrency < 1 || c.ClientCallbackConcurrency > 1000 {
+		return errors.New("CLIENT_CALLBACK_CONCURRENCY: must be between 1 and 1000")
+	}
+	if c.ClientCallbackTimeout < 100*time.Millisecond || c.ClientCallbackTimeout > time.Minute {
+		return errors.New("CLIENT_CALLBACK_TIMEOUT: must be between 100ms and 1m")
+	}
+	if c.ClientCallbackRetryBase <= 0 || c.ClientCallbackRetryMax < c.ClientCallbackRetryBase {
+		return errors.New("CLIENT_CALLBACK_RETRY_MAX: must be at least CLIENT_CALLBACK_RETRY_BASE, and both positive")
+	}
+	return nil
 }
 
 // minRate and maxRate bound every rate limit, in recipients per second.

@@ -56,9 +56,10 @@ var maxEventsLua = strconv.Itoa(maxEvents)
 
 // Store reads and writes job records.
 type Store struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
-	now func() time.Time
+	rdb      redis.UniversalClient
+	ttl      time.Duration
+	now      func() time.Time
+	notifier Notifier
 }
 
 // New returns a store that keeps each record for ttl after its last change.
@@ -108,6 +109,9 @@ func (s *Store) Create(ctx context.Context, j *mms.Job) error {
 	}
 	if len(j.Suppressed) > 0 {
 		args = append(args, fSuppress, strings.Join(j.Suppressed, ","))
+	}
+	if j.CallbackURL != "" {
+		args = append(args, fCallbackURL, j.CallbackURL)
 	}
 	created, err := createScript.Run(ctx, s.rdb, []string{key(j.ID)}, args...).Int()
 	if err != nil {
@@ -183,6 +187,11 @@ func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
 	case "missing":
 		return nil, mms.ErrNotFound
 	case "done":
+		// A task that runs again after its process died may find the job's
+		// last callback event unqueued: queue it now.
+		if err := s.notifyAfter(ctx, id, res[2] == "1", mms.Status(res[1])); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: status %s", ErrDone, res[1])
 	case "expired":
 		return nil, ErrExpired
@@ -198,6 +207,7 @@ func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
 	if err != nil {
 		return nil, err
 	}
+	_ = s.notifyAfter(ctx, id, h[fCallbackBox] != "", mms.StatusSending)
 	return &Attempt{Job: j, Previous: mms.Status(res[1]), Ambiguous: h[fAmbiguous] == "1"}, nil
 }
 
@@ -266,7 +276,12 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("finish attempt: %w", err)
 	}
-	return res == 1, nil
+	applied := res%10 == 1
+	to := o.Status
+	if !applied {
+		to = mms.StatusSent // a repeat: the job may change no more
+	}
+	return applied, s.notifyAfter(ctx, id, res >= 10, to)
 }
 
 func decode(id string, h map[string]string) (*mms.Job, error) {
@@ -293,6 +308,8 @@ func decode(id string, h map[string]string) (*mms.Job, error) {
 	j.SentAt = fromMS(h[fSentAt])
 	j.Reported, _ = strconv.Atoi(h[fReported])
 	j.History = decodeHistory(h[fHistory])
+	j.CallbackURL = h[fCallbackURL]
+	j.Callbacks = callbackCounts(h)
 	if e := h[fError]; e != "" {
 		j.LastError = new(mms.JobError)
 		if err := json.Unmarshal([]byte(e), j.LastError); err != nil {
@@ -350,13 +367,21 @@ func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id s
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	switch res[0] {
-	case "missing":
+	if res[0] == "missing" {
 		return mms.ErrNotFound
-	case "refused":
+	}
+	to := mms.Status(res[1])
+	if res[0] == "ok" {
+		to = mms.StatusCanceled
+		if script == redriveScript {
+			to = mms.StatusQueued
+		}
+	}
+	nerr := s.notifyAfter(ctx, id, res[2] == "1", to)
+	if res[0] == "refused" {
 		return fmt.Errorf("%w: job is %s", ErrConflict, res[1])
 	}
-	return nil
+	return nerr
 }
 
 // decodeHistory reads the history lines: "<ms> <status>[ <code>]".
@@ -383,5 +408,5 @@ func (s *Store) ExpireIfDue(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("expire job: %w", err)
 	}
-	return n == 1, nil
+	return n%10 == 1, s.notifyAfter(ctx, id, n >= 10, mms.StatusExpired)
 }

@@ -1,6 +1,7 @@
 package jobstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,7 +104,8 @@ func (s *Store) CancelMany(ctx context.Context, ids []string, jerr mms.JobError)
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("cancel jobs: %w", err)
 		}
-		for _, c := range cmds {
+		var nerr error
+		for i, c := range cmds {
 			res, err := c.StringSlice()
 			if err != nil {
 				return nil, fmt.Errorf("cancel jobs: %w", err)
@@ -112,7 +114,14 @@ func (s *Store) CancelMany(ctx context.Context, ids []string, jerr mms.JobError)
 			if len(res) > 1 {
 				r.Status = mms.Status(res[1])
 			}
+			if len(res) > 2 {
+				nerr = cmp.Or(nerr, s.notifyAfter(ctx, part[i], res[2] == "1", mms.StatusCanceled))
+			}
 			out = append(out, r)
+		}
+		if nerr != nil {
+			// Every job was dealt with; calling again queues what is left.
+			return out, nerr
 		}
 	}
 	return out, nil

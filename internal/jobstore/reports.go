@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mmsgate/mmsgate/internal/mms"
 )
 
 // Delivery reports. Each job keeps one more hash, next to its record and on
@@ -76,13 +78,16 @@ func (s *Store) ApplyReport(ctx context.Context, id string, r Report) (Applied, 
 	if err != nil {
 		return 0, fmt.Errorf("store report: %w", err)
 	}
-	return Applied(res), nil
+	// A report can end the job: a failure to queue its callback is
+	// returned, so that Sinch is told to send the report again.
+	return Applied(res % 10), s.notifyAfter(ctx, id, res >= 10, mms.StatusDelivered)
 }
 
 // reportScript: KEYS[1] job, KEYS[2] its report hash; ARGV[1] now ms,
 // ARGV[2] ttl ms, ARGV[3] recipient, ARGV[4] "<status> <code> <at ms>",
 // ARGV[5] final (1/0), ARGV[6] delivered (1/0), ARGV[7] the history code.
-// Returns an Applied.
+// Returns an Applied, plus 10 when callback events are to be queued: one
+// was emitted, or the report is a repeat and events wait.
 var reportScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 2 end
@@ -99,13 +104,13 @@ for _, n in ipairs(msg.to) do
 end
 if not ours then return 4 end
 local old = redis.call('HGET', KEYS[2], ARGV[3])
-if old == ARGV[4] then return 1 end
+if old == ARGV[4] then return 1 + 10 * tonumber(notify_flag(KEYS[1])) end
 if old then
   local ostatus = string.match(old, '^(%S+)')
   if not (ostatus == 'Queued' or ostatus == 'Dispatched') then
     -- The first final report stands.
-    if ARGV[5] == '0' then return 3 end
-    return 1
+    if ARGV[5] == '0' then return 3 + 10 * tonumber(notify_flag(KEYS[1])) end
+    return 1 + 10 * tonumber(notify_flag(KEYS[1]))
   end
 else
   redis.call('HINCRBY', KEYS[1], 'drn', 1)
@@ -128,6 +133,7 @@ if ARGV[5] == '1' then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if emitted then return 10 end
 return 0
 `)
 

@@ -27,12 +27,48 @@ local function add_event(key, now, status, code)
   redis.call('HSET', key, 'h', h)
 end
 
--- move_to sets a job's status, records it in the history, drops any planned
--- retry time and renews the record's time to live.
+-- emitted is set when this script put a client callback event in a job's
+-- outbox; the script's caller then queues its delivery.
+local emitted = false
+
+-- emit adds a client callback event to the outbox of a job that has a
+-- callback URL: "<seq> <ms> <status> <previous> <code or ->" a line. An
+-- outbox that clients leave undelivered for long keeps only its latest
+-- ` + maxOutboxLua + ` events; the older ones count as failed.
+local function emit(key, now, status, prev, code)
+  if redis.call('HEXISTS', key, 'cb') == 0 then return end
+  local seq = redis.call('HINCRBY', key, 'cbn', 1)
+  if code == '' then code = '-' end
+  local box = (redis.call('HGET', key, 'cbo') or '') .. seq .. ' ' .. now .. ' ' .. status .. ' ' ..
+    (prev or '-') .. ' ' .. code .. '\n'
+  local n = 0
+  for _ in string.gmatch(box, '\n') do n = n + 1 end
+  while n > ` + maxOutboxLua + ` do
+    box = string.sub(box, string.find(box, '\n', 1, true) + 1)
+    redis.call('HINCRBY', key, 'cbf', 1)
+    n = n - 1
+  end
+  redis.call('HSET', key, 'cbo', box)
+  emitted = true
+end
+
+-- notify_flag is what a script returns for its caller to queue callback
+-- events: "1" when it emitted one, and also when it changed nothing but the
+-- job still has events waiting, so that a repeated call (a retried task, a
+-- report Sinch sends again) queues what a crash may have left unqueued.
+local function notify_flag(key)
+  if emitted or redis.call('HEXISTS', key, 'cbo') == 1 then return '1' end
+  return '0'
+end
+
+-- move_to sets a job's status, records it in the history and the callback
+-- outbox, drops any planned retry time and renews the record's time to live.
 local function move_to(key, now, ttl, status, code)
+  local prev = redis.call('HGET', key, 'st')
   redis.call('HSET', key, 'st', status, 'u', now)
   redis.call('HDEL', key, 'nxt')
   add_event(key, now, status, code)
+  emit(key, now, status, prev, code)
   redis.call('PEXPIRE', key, ttl)
 end
 
@@ -66,7 +102,7 @@ end
 var beginScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
-if not can_move(st, 'sending') then return {'done', st} end
+if not can_move(st, 'sending') then return {'done', st, notify_flag(KEYS[1])} end
 -- asynq schedules to the second; a scheduled job must not go early.
 local sat = redis.call('HGET', KEYS[1], 'sat')
 if sat and tonumber(ARGV[1]) < tonumber(sat) then return {'early', sat} end
@@ -84,8 +120,9 @@ return out
 // KEYS[1] job key; ARGV[1] status; ARGV[2] ttl ms; ARGV[3] now ms;
 // ARGV[4] attempts delta; ARGV[5] the code for the history, or ”;
 // ARGV[6..] field, value pairs (an empty value deletes the field).
-// Returns 1 if applied, 0 if refused, -1 if missing. A "sent" that comes
-// after the job's delivery reports settled it stores the batch's details.
+// Returns 1 if applied, 0 if refused, -1 if missing, plus 10 with the notify
+// flag. A "sent" that comes after the job's delivery reports settled it
+// stores the batch's details.
 var transitionScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return -1 end
@@ -98,9 +135,9 @@ if not can_move(st, ARGV[1]) then
         redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
       end
     end
-    return 1
+    return 1 + 10 * tonumber(notify_flag(KEYS[1]))
   end
-  return 0
+  return 10 * tonumber(notify_flag(KEYS[1]))
 end
 move_to(KEYS[1], ARGV[3], ARGV[2], ARGV[1], ARGV[5])
 local d = tonumber(ARGV[4])
@@ -112,7 +149,7 @@ for i = 6, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
   end
 end
-return 1
+return 1 + 10 * tonumber(notify_flag(KEYS[1]))
 `)
 
 // cancelScript cancels a job that Sinch cannot hold yet: waiting, or
@@ -120,39 +157,42 @@ return 1
 // one whose last attempt may have reached Sinch, is left alone.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms; optional ARGV[3] reason
 // code and ARGV[4] the error to record with it.
-// Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
+// Returns {"missing"}, or {"refused" or "ok", the status before, notify flag}.
 var cancelScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 local amb = redis.call('HGET', KEYS[1], 'amb')
 if not (st == 'queued' or st == 'scheduled' or (st == 'retrying' and amb ~= '1')) then
-  return {'refused', st}
+  return {'refused', st, notify_flag(KEYS[1])}
 end
 move_to(KEYS[1], ARGV[1], ARGV[2], 'canceled', ARGV[3] or '')
 if ARGV[4] then redis.call('HSET', KEYS[1], 'err', ARGV[4]) end
-return {'ok', st}
+return {'ok', st, notify_flag(KEYS[1])}
 `)
 
 // redriveScript gives a failed job a fresh budget: the one move back that
 // is allowed, and only for a job Sinch holds no batch of.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
-// Returns {"missing"}, {"refused", status}, or {"ok", previous status}.
+// Returns {"missing"}, or {"refused" or "ok", the status before, notify flag}.
 var redriveScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 if st ~= 'failed' or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
-  return {'refused', st}
+  return {'refused', st, notify_flag(KEYS[1])}
 end
 move_to(KEYS[1], ARGV[1], ARGV[2], 'queued', 'retried')
 redis.call('HSET', KEYS[1], 'att', 0)
-return {'ok', st}
+return {'ok', st, notify_flag(KEYS[1])}
 `)
 
 // expireScript ends a waiting job whose expiry has passed, as Begin would,
 // for a worker that is not calling Sinch (its circuit is open).
-// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms. Returns 1 if expired.
+// KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms. Returns 1 if expired, 0
+// if not, plus 10 with the notify flag.
 var expireScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
-if st and expire_if_due(KEYS[1], ARGV[1], ARGV[2], st) then return 1 end
-return 0
+if not st then return 0 end
+local n = 0
+if expire_if_due(KEYS[1], ARGV[1], ARGV[2], st) then n = 1 end
+return n + 10 * tonumber(notify_flag(KEYS[1]))
 `)

@@ -194,6 +194,19 @@ func (a AllowList) allowsAddr(ip netip.Addr, port uint16) bool {
 	return false
 }
 
+// NewDialer returns a dialer that connects only where a media check may:
+// public addresses and those on allow, never cloud metadata. Requests to
+// other URLs that clients give, such as their callback URLs, use it too.
+// A nil resolver is net.DefaultResolver; a nil dial is a net.Dialer that
+// checks the address once more as it connects.
+func NewDialer(allow AllowList, resolver Resolver, dial DialFunc) DialFunc {
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	g := &guard{allow: allow, resolver: resolver, dial: dial}
+	return g.DialContext
+}
+
 // guard is the dialer of a Checker's HTTP client: it resolves the host
 // itself, refuses the connection if any address is not allowed, and
 // connects only to the addresses it checked, so a name cannot resolve to

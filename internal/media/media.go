@@ -167,10 +167,9 @@ func New(cfg Config) *Checker {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
-	g := &guard{allow: cfg.Allow, resolver: cfg.Resolver, dial: cfg.Dial}
 	transport := &http.Transport{
 		Proxy:       nil, // never: the proxy would connect where we do not check
-		DialContext: g.DialContext,
+		DialContext: NewDialer(cfg.Allow, cfg.Resolver, cfg.Dial),
 		// A connection is checked when it is dialed; none is kept for
 		// another check.
 		DisableKeepAlives:      true,

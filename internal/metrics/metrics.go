@@ -19,6 +19,8 @@ type Worker struct {
 	sinchLatency prometheus.Histogram
 	rateWaits    *prometheus.CounterVec
 	rateWaited   *prometheus.CounterVec
+	callbacks    *prometheus.CounterVec
+	callbackTime prometheus.Histogram
 }
 
 // NewWorker registers the worker's metrics.
@@ -46,8 +48,18 @@ func NewWorker() *Worker {
 			Name: "mmsgate_rate_limit_wait_seconds_total",
 			Help: "Time sends spent waiting in place for room in the rate limits, by queue.",
 		}, []string{"queue"}),
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mmsgate_client_callbacks_total",
+			Help: "Attempts to post a job's status change to its client, by outcome (delivered, retried, failed).",
+		}, []string{"outcome"}),
+		callbackTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mmsgate_client_callback_duration_seconds",
+			Help:    "Time taken by attempts to post a status change to a client.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 	}
 	w.reg.MustRegister(w.circuitOpen, w.sinchCalls, w.sinchLatency, w.rateWaits, w.rateWaited,
+		w.callbacks, w.callbackTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return w
 }
@@ -84,6 +96,16 @@ func (w *Worker) RateLimitWait(queue, how string, d time.Duration) {
 	if d > 0 {
 		w.rateWaited.WithLabelValues(queue).Add(d.Seconds())
 	}
+}
+
+// Callback records one attempt to post a callback: "delivered", "retried"
+// or "failed" (given up on), and its duration.
+func (w *Worker) Callback(outcome string, d time.Duration) {
+	if w == nil {
+		return
+	}
+	w.callbacks.WithLabelValues(outcome).Inc()
+	w.callbackTime.Observe(d.Seconds())
 }
 
 // Handler serves the metrics in the Prometheus text format.

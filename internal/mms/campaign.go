@@ -51,9 +51,12 @@ type CampaignRequest struct {
 	SendAt     string             `json:"send_at"`
 	ExpireAt   string             `json:"expire_at"`
 	Reference  string             `json:"reference"`
-	CSVColumns []string           `json:"-"` // parameter names from a CSV header
-	csvLines   []int              // the CSV line of each recipient, for reporting by line
-	overflow   int                // CSV lines beyond MaxCampaignRecipients
+	// CallbackURL, if set, is where each of the campaign's jobs posts its
+	// status changes.
+	CallbackURL string   `json:"callback_url"`
+	CSVColumns  []string `json:"-"` // parameter names from a CSV header
+	csvLines    []int    // the CSV line of each recipient, for reporting by line
+	overflow    int      // CSV lines beyond MaxCampaignRecipients
 }
 
 // CampaignRecipient is one entry of "recipients": a number, with values for
@@ -161,6 +164,8 @@ type CampaignPlan struct {
 	Priority  Priority
 	Reference string
 	RateLimit float64
+	// CallbackURL is where the campaign's jobs post their status changes.
+	CallbackURL string
 	// Recipients are in E.164. Values holds, per parameter name, one value
 	// per recipient (noValue where a recipient has none), and Defaults the
 	// campaign-wide default of each name that has one.
@@ -236,6 +241,7 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 	msg, prio := content{
 		MediaURL: r.MediaURL, Message: r.Message, Subject: r.Subject, From: r.From,
 		Reference: r.Reference, Priority: r.Priority, SendAt: r.SendAt, ExpireAt: r.ExpireAt,
+		CallbackURL: r.CallbackURL,
 	}.validate(rules, PriorityBulk, &verr)
 
 	defaults := make(map[string]string, len(r.Parameters))
@@ -257,7 +263,7 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 
 	plan := &CampaignPlan{
 		Name: r.Name, Content: msg, Priority: prio, Reference: r.Reference, RateLimit: r.RateLimit,
-		Defaults: defaults, Listed: len(r.Recipients),
+		CallbackURL: r.CallbackURL, Defaults: defaults, Listed: len(r.Recipients),
 	}
 	if len(defaults) == 0 {
 		plan.Defaults = nil
@@ -513,7 +519,7 @@ func (r *CampaignRequest) ReadCampaignFields(v url.Values) error {
 	text := map[string]*string{
 		"name": &r.Name, "media_url": &r.MediaURL, "message": &r.Message, "subject": &r.Subject,
 		"from": &r.From, "priority": (*string)(&r.Priority), "send_at": &r.SendAt, "expire_at": &r.ExpireAt,
-		"reference": &r.Reference,
+		"reference": &r.Reference, "callback_url": &r.CallbackURL,
 	}
 	for key, vals := range v {
 		name, isParam := strings.CutPrefix(key, "parameters.")

@@ -121,6 +121,17 @@ type Job struct {
 	// Suppressed lists recipients left out because they are on the
 	// suppression list: when the job was accepted, or just before sending.
 	Suppressed []string
+	// CallbackURL, if set, is where the job's status changes are posted;
+	// Callbacks says how that stands.
+	CallbackURL string
+	Callbacks   CallbackCounts
+}
+
+// CallbackCounts are a job's client callbacks: events waiting to be
+// delivered (or being retried), and events given up on after every retry.
+type CallbackCounts struct {
+	Pending int `json:"pending"`
+	Failed  int `json:"failed"`
 }
 
 // Event is one status change of a job, with the reason code of a failure.

@@ -184,6 +184,8 @@ type SendRequest struct {
 	Priority   Priority   `json:"priority"`
 	ExpireAt   string     `json:"expire_at"`
 	SendAt     string     `json:"send_at"`
+	// CallbackURL, if set, is where the job's status changes are posted.
+	CallbackURL string `json:"callback_url"`
 }
 
 // Rules are the settings validation depends on.
@@ -200,6 +202,11 @@ type Rules struct {
 	// public (for tests, a demo, a private network), as the media checks'
 	// allow-list does.
 	MediaHostAllowed func(host string, port uint16) bool
+	// Callbacks says whether a request may give a callback_url: the server
+	// has a secret to sign callbacks with. CallbackHostAllowed is the
+	// allow-list of callback hosts that are not public, as for media.
+	Callbacks           bool
+	CallbackHostAllowed func(host string, port uint16) bool
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
 }
@@ -216,6 +223,7 @@ func (r SendRequest) Validate(rules Rules) (Message, Priority, error) {
 	msg, prio := content{
 		MediaURL: r.MediaURL, Message: r.Message, Subject: r.Subject, From: r.From,
 		Reference: r.Reference, Priority: r.Priority, SendAt: r.SendAt, ExpireAt: r.ExpireAt,
+		CallbackURL: r.CallbackURL,
 	}.validate(rules, PriorityNormal, &verr)
 	msg.To = to
 	msg.Parameters = checkParameters(r.Parameters, r.Message, msg.To, rules.DefaultRegion, &verr)
@@ -228,6 +236,7 @@ type content struct {
 	MediaURL, Message, Subject, From, Reference string
 	Priority                                    Priority
 	SendAt, ExpireAt                            string
+	CallbackURL                                 string
 }
 
 // validate checks c and returns the message without recipients, and the
@@ -238,7 +247,14 @@ func (c content) validate(rules Rules, dflt Priority, verr *ValidationError) (Me
 		Text:     c.Message,
 		Subject:  c.Subject,
 	}
-	checkMediaURL(c.MediaURL, rules.MediaHostAllowed, verr)
+	checkURL("media_url", c.MediaURL, rules.MediaHostAllowed, verr)
+	if c.CallbackURL != "" {
+		if !rules.Callbacks {
+			verr.add("callback_url", "callbacks are off on this server (CLIENT_CALLBACK_SECRET is not set)")
+		} else {
+			checkURL("callback_url", c.CallbackURL, rules.CallbackHostAllowed, verr)
+		}
+	}
 
 	if n := utf8.RuneCountInString(c.Message); n > MaxText {
 		verr.add("message", "must be at most %d characters, got %d", MaxText, n)
@@ -490,37 +506,40 @@ func NormalizeSender(s, region string) (string, error) {
 	return n, nil
 }
 
-func checkMediaURL(s string, allowed func(string, uint16) bool, verr *ValidationError) {
+// checkURL checks a URL that is fetched or posted to from outside
+// (media_url by Sinch, callback_url by our workers): absolute http or https,
+// no credentials, and a public host unless the allow-list names it.
+func checkURL(field, s string, allowed func(string, uint16) bool, verr *ValidationError) {
 	if s == "" {
-		verr.add("media_url", "is required")
+		verr.add(field, "is required")
 		return
 	}
 	if len(s) > MaxMediaURL {
-		verr.add("media_url", "must be at most %d bytes, got %d", MaxMediaURL, len(s))
+		verr.add(field, "must be at most %d bytes, got %d", MaxMediaURL, len(s))
 		return
 	}
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() {
-		verr.add("media_url", "must be an absolute http or https URL")
+		verr.add(field, "must be an absolute http or https URL")
 		return
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		verr.add("media_url", "scheme must be http or https, not %q", u.Scheme)
+		verr.add(field, "scheme must be http or https, not %q", u.Scheme)
 		return
 	}
 	if u.User != nil {
-		verr.add("media_url", "must not carry credentials")
+		verr.add(field, "must not carry credentials")
 		return
 	}
 	if strings.ContainsFunc(s, func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 	}) {
-		verr.add("media_url", "must not contain spaces or control characters; encode them")
+		verr.add(field, "must not contain spaces or control characters; encode them")
 		return
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			verr.add("media_url", "has an invalid port %q", p)
+			verr.add(field, "has an invalid port %q", p)
 			return
 		}
 	}
@@ -528,7 +547,7 @@ func checkMediaURL(s string, allowed func(string, uint16) bool, verr *Validation
 		return
 	}
 	if err := publicHost(u.Hostname()); err != nil {
-		verr.add("media_url", "%v", err)
+		verr.add(field, "%v", err)
 	}
 }
 

@@ -371,16 +371,24 @@ func expireAt(t time.Time) *time.Time {
 }
 
 // record writes an outcome on a context of its own; see Config.WriteTimeout.
+// An ErrEventNotQueued means the outcome is stored but its client callback
+// is not queued yet: the task must run again, which queues it.
 func (h *Handler) record(id string, o jobstore.Outcome) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
 	defer cancel()
-	return h.store.Finish(ctx, id, o)
+	applied, err := h.store.Finish(ctx, id, o)
+	if errors.Is(err, jobstore.ErrEventNotQueued) {
+		h.log.Warn().Str("job_id", id).Str("status", string(o.Status)).Err(err).
+			Msg("outcome stored; its client callback is queued when the task runs again")
+	}
+	return applied, err
 }
 
 func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) error {
 	applied, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID,
 		Suppressed: job.Suppressed, Recipients: len(job.Message.To)})
-	if err != nil {
+	notQueued := errors.Is(err, jobstore.ErrEventNotQueued)
+	if err != nil && !notQueued {
 		// Sinch holds the batch but we could not say so. Returning the error
 		// makes asynq run the task again; that attempt finds the job still
 		// "sending", looks the batch up and adopts it instead of resending.
@@ -392,7 +400,9 @@ func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) er
 		Msg("mms sent")
 	h.indexBatch(log, job.ID, batchID)
 	h.scheduleFetch(log, job.ID)
-	return nil
+	// The status is stored; returning the error runs the task again, which
+	// finds the job sent and queues its client callback then.
+	return err
 }
 
 // indexBatch records which job the batch belongs to, for delivery reports
