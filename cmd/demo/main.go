@@ -2,8 +2,10 @@
 // an embedded Redis, the Sinch simulator, a media server, the API and a
 // worker. It sends one MMS through the public API and polls the job: the
 // worker checks the media, Sinch (the simulator) accepts the batch and then
-// reports delivery to the API's report endpoint. Once the job is delivered
-// it prints the job and exits 0; any other end exits 1.
+// reports delivery to the API's report endpoint, and every status change is
+// posted, signed, to the client's callback URL. Once the job is delivered
+// and its callbacks have come, it prints the job and exits 0; any other end
+// exits 1.
 //
 // The embedded Redis exists for this trial run only. cmd/api and cmd/worker
 // never fall back to it.
@@ -27,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mmsgate/mmsgate/internal/app"
+	"github.com/mmsgate/mmsgate/internal/callback"
 	"github.com/mmsgate/mmsgate/internal/config"
 	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/sinchsim"
@@ -37,6 +40,7 @@ const (
 	demoToken  = "demo-sinch-token"
 	demoPlan   = "demo-plan"
 	demoReport = "demo-report-secret-0123456789"
+	demoHooks  = "demo-callback-secret-0123456789"
 )
 
 // demoImage stands in for a picture: the media checks read only the
@@ -100,6 +104,19 @@ func run(verbose bool, timeout time.Duration) error {
 	mediaURL := "http://" + mediaLn.Addr().String() + "/mms/winter-sale.jpg"
 	say("media server on %s", mediaURL)
 
+	// The client's own endpoint for status callbacks, checking each
+	// signature as the README tells clients to.
+	hooks := &hookLog{delivered: make(chan struct{})}
+	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("callback receiver: %w", err)
+	}
+	hookSrv := &http.Server{Handler: hooks, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hookSrv.Serve(hookLn) }()
+	defer hookSrv.Close()
+	hookURL := "http://" + hookLn.Addr().String() + "/mms-status"
+	say("client callback receiver on %s", hookURL)
+
 	// 3. The API and a worker, configured as production would be.
 	common := config.Common{
 		RedisURL:     "redis://" + mr.Addr() + "/0",
@@ -112,6 +129,10 @@ func run(verbose bool, timeout time.Duration) error {
 		MediaCheckTimeout: 5 * time.Second,
 		MediaMaxBytes:     5 << 20,
 		MediaWarnBytes:    1_000_000,
+
+		ClientCallbackSecret:       demoHooks,
+		ClientCallbackAllowedHosts: []string{"127.0.0.1"},
+		ClientCallbackMaxAttempts:  5,
 	}
 	apiCfg := config.API{
 		Common: common, ListenHost: "127.0.0.1", Port: 0,
@@ -132,6 +153,9 @@ func run(verbose bool, timeout time.Duration) error {
 		SinchRateLimit: 30, RateWaitMax: time.Second,
 		DeliveryReport: "per_recipient_final", ReportFetchAfter: time.Minute,
 		MediaCheck: true,
+
+		ClientCallbackConcurrency: 2, ClientCallbackTimeout: 5 * time.Second,
+		ClientCallbackRetryBase: 200 * time.Millisecond, ClientCallbackRetryMax: 2 * time.Second,
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -180,7 +204,8 @@ func run(verbose bool, timeout time.Duration) error {
   "subject": "Winter sale",
   "parameters": {"name": {"+12025550123": "Ada", "default": "there"}},
   "reference": "demo-order-1001",
-  "priority": "high"
+  "priority": "high",
+  "callback_url": "` + hookURL + `"
 }`
 	say("POST %s/api/mms/send\n%s", base, body)
 	status, hdr, reply, err := call(ctx, http.MethodPost, base+"/api/mms/send", body)
@@ -219,13 +244,21 @@ func run(verbose bool, timeout time.Duration) error {
 		}
 		switch job.Status {
 		case "delivered":
+			select {
+			case <-hooks.delivered:
+			case <-time.After(time.Until(deadline)):
+				return errors.New("the client callback for delivered did not come")
+			}
+			if bad := hooks.refused(); bad > 0 {
+				return fmt.Errorf("%d client callbacks had a bad signature", bad)
+			}
 			say("GET %s\n%s", acc.StatusURL, indent(reply))
 			for _, b := range sim.Batches() {
 				say("the simulator holds batch %s (type %s, %d recipients, client_reference %s)",
 					b.ID, b.Type, len(b.To), b.ClientReference)
 			}
 			say("done: the MMS travelled API -> Redis -> worker -> Sinch simulator, " +
-				"and its delivery reports came back to the API")
+				"its delivery reports came back to the API, and each status change reached the client's callback URL")
 			return nil
 		case "failed", "canceled", "expired", "partially_delivered":
 			return fmt.Errorf("job ended %s:\n%s", job.Status, indent(reply))
@@ -271,4 +304,48 @@ func indent(b []byte) string {
 		return string(b)
 	}
 	return out.String()
+}
+
+// hookLog is the demo client's callback endpoint: it checks each callback's
+// signature, prints the change, and says when the job is delivered.
+type hookLog struct {
+	mu        sync.Mutex
+	bad       int
+	once      sync.Once
+	delivered chan struct{}
+}
+
+func (h *hookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	err = callback.Verify(demoHooks, r.Header.Get(callback.HeaderTimestamp), r.Header.Get(callback.HeaderSignature),
+		body, time.Now(), 5*time.Minute)
+	if err != nil {
+		h.mu.Lock()
+		h.bad++
+		h.mu.Unlock()
+		say("client callback refused: %v", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var ev callback.Body
+	if err := json.Unmarshal(body, &ev); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	say("client callback %s (signature checked): #%d %s -> %s", ev.EventID, ev.Sequence, ev.Job.PreviousStatus,
+		ev.Job.Status)
+	if ev.Job.Status == "delivered" {
+		h.once.Do(func() { close(h.delivered) })
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hookLog) refused() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bad
 }

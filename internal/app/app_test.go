@@ -76,6 +76,9 @@ type options struct {
 	// mediaAllow lets media be on this non-public address (the media
 	// checks, and the API's validation).
 	mediaAllow string
+	// clientCallbacks turns client callbacks on, signed with
+	// clientCallbackSecret, to receivers on 127.0.0.1.
+	clientCallbacks bool
 }
 
 func setup(t *testing.T, o options) *stack {
@@ -89,8 +92,9 @@ func setup(t *testing.T, o options) *stack {
 }
 
 const (
-	reportSecret  = "report-secret-0123456789"
-	webhookSecret = "webhook-hmac-secret"
+	reportSecret         = "report-secret-0123456789"
+	webhookSecret        = "webhook-hmac-secret"
+	clientCallbackSecret = "client-callback-secret-42"
 )
 
 func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
@@ -116,6 +120,11 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	if o.mediaAllow != "" {
 		common.MediaAllowedHosts = []string{o.mediaAllow}
 		common.MediaCheckTimeout, common.MediaMaxBytes, common.MediaWarnBytes = 2*time.Second, 5<<20, 1_000_000
+	}
+	if o.clientCallbacks {
+		common.ClientCallbackSecret = clientCallbackSecret
+		common.ClientCallbackAllowedHosts = []string{"127.0.0.1"}
+		common.ClientCallbackMaxAttempts = 6
 	}
 	apiCfg := config.API{
 		Common:          common,
@@ -154,6 +163,11 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 		CircuitThreshold:     50,
 		CircuitProbeInterval: 200 * time.Millisecond,
 		MetricsAddr:          o.metricsAddr,
+
+		ClientCallbackConcurrency: 4,
+		ClientCallbackTimeout:     time.Second,
+		ClientCallbackRetryBase:   50 * time.Millisecond,
+		ClientCallbackRetryMax:    200 * time.Millisecond,
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -97,6 +97,8 @@ func startMediaAPI(t *testing.T) *stack {
 			MediaCheckTimeout: 2 * time.Second,
 			MediaCheckTTL:     time.Minute,
 			MediaAllowedHosts: []string{"127.0.0.1"},
+
+			ClientCallbackMaxAttempts: 1,
 		},
 		ListenHost:        "127.0.0.1",
 		APIKeys:           []config.Secret{apiKey},

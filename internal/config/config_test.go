@@ -34,6 +34,8 @@ var vars = []string{
 	"CAMPAIGN_BATCH_SIZE", "SINCH_RATE_LIMIT", "SINCH_RATE_BURST", "QUEUE_RATE_LIMITS", "SENDER_RATE_LIMIT",
 	"RATE_WAIT_MAX", "MEDIA_CHECK", "MEDIA_MAX_BYTES", "MEDIA_WARN_BYTES", "MEDIA_CHECK_TIMEOUT",
 	"MEDIA_CHECK_TTL", "MEDIA_ALLOWED_HOSTS",
+	"CLIENT_CALLBACK_SECRET", "CLIENT_CALLBACK_ALLOWED_HOSTS", "CLIENT_CALLBACK_MAX_ATTEMPTS",
+	"CLIENT_CALLBACK_CONCURRENCY", "CLIENT_CALLBACK_TIMEOUT", "CLIENT_CALLBACK_RETRY_BASE", "CLIENT_CALLBACK_RETRY_MAX",
 }
 
 // env unsets every variable, then sets the given name, value pairs. t.Setenv
@@ -289,6 +291,16 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"api", "MEDIA_ALLOWED_HOSTS", []string{"MEDIA_ALLOWED_HOSTS", "127.0.0.1,nonsense"}, ""},
 		{"worker", "MEDIA_ALLOWED_HOSTS", []string{"MEDIA_ALLOWED_HOSTS", "0.0.0.0/0"}, ""},
 		{"api", "MEDIA_ALLOWED_HOSTS", []string{"MEDIA_ALLOWED_HOSTS", "media.internal:99999"}, ""},
+		{"api", "CLIENT_CALLBACK_SECRET", []string{"CLIENT_CALLBACK_SECRET", "too-short"}, ""},
+		{"worker", "CLIENT_CALLBACK_SECRET", []string{"CLIENT_CALLBACK_SECRET", "                "}, ""},
+		{"api", "CLIENT_CALLBACK_ALLOWED_HOSTS", []string{"CLIENT_CALLBACK_ALLOWED_HOSTS", "::/0"}, ""},
+		{"worker", "CLIENT_CALLBACK_ALLOWED_HOSTS", []string{"CLIENT_CALLBACK_ALLOWED_HOSTS", "hooks"}, ""},
+		{"api", "CLIENT_CALLBACK_MAX_ATTEMPTS", []string{"CLIENT_CALLBACK_MAX_ATTEMPTS", "0"}, ""},
+		{"worker", "CLIENT_CALLBACK_MAX_ATTEMPTS", []string{"CLIENT_CALLBACK_MAX_ATTEMPTS", "101"}, ""},
+		{"worker", "CLIENT_CALLBACK_CONCURRENCY", []string{"CLIENT_CALLBACK_CONCURRENCY", "0"}, ""},
+		{"worker", "CLIENT_CALLBACK_TIMEOUT", []string{"CLIENT_CALLBACK_TIMEOUT", "90s"}, ""},
+		{"worker", "CLIENT_CALLBACK_RETRY_BASE", []string{"CLIENT_CALLBACK_RETRY_BASE", "0s"}, "CLIENT_CALLBACK_RETRY_MAX"},
+		{"worker", "CLIENT_CALLBACK_RETRY_MAX", []string{"CLIENT_CALLBACK_RETRY_MAX", "1s"}, "CLIENT_CALLBACK_RETRY_BASE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.process+" "+strings.Join(tt.kv, "="), func(t *testing.T) {
@@ -383,6 +395,33 @@ func TestLoadMediaDefaults(t *testing.T) {
 		require.True(t, m.Allow.Empty(), "production allows no private address")
 		require.Nil(t, m.Cache)
 	}
+}
+
+func TestLoadCallbackSettings(t *testing.T) {
+	env(t, append(append([]string{}, apiEnv...), workerEnv...)...)
+	w, err := config.LoadWorker()
+	require.NoError(t, err)
+	require.Empty(t, w.ClientCallbackSecret.Value(), "callbacks are off unless a secret is set")
+	require.Equal(t, 12, w.ClientCallbackMaxAttempts)
+	require.Equal(t, 10, w.ClientCallbackConcurrency)
+	require.Equal(t, 10*time.Second, w.ClientCallbackTimeout)
+	require.Equal(t, 10*time.Second, w.ClientCallbackRetryBase)
+	require.Equal(t, time.Hour, w.ClientCallbackRetryMax)
+	allow, err := w.CallbackAllow()
+	require.NoError(t, err)
+	require.True(t, allow.Empty())
+
+	env(t, append(append([]string{}, apiEnv...), "CLIENT_CALLBACK_SECRET", "hooks-secret-0123456789",
+		"CLIENT_CALLBACK_ALLOWED_HOSTS", "10.1.0.0/16,hooks.internal:8443", "CLIENT_CALLBACK_MAX_ATTEMPTS", "3")...)
+	a, err := config.LoadAPI()
+	require.NoError(t, err)
+	require.Equal(t, "hooks-secret-0123456789", a.ClientCallbackSecret.Value())
+	require.Equal(t, 3, a.ClientCallbackMaxAttempts)
+	allow, err = a.CallbackAllow()
+	require.NoError(t, err)
+	require.True(t, allow.Allows("10.1.2.3", 80))
+	require.True(t, allow.Allows("hooks.internal", 8443))
+	require.False(t, allow.Allows("hooks.internal", 443))
 }
 
 func TestLoadMediaSettings(t *testing.T) {
