@@ -73,8 +73,8 @@ type options struct {
 	callbacks  bool
 	simReports sinchsim.ReportSettings
 	reportKind string
-	// mediaAllow lets media be on this non-public address (the media
-	// checks, and the API's validation).
+	// mediaAllow lets media be on these non-public addresses, comma
+	// separated (the media checks, and the API's validation).
 	mediaAllow string
 	// clientCallbacks turns client callbacks on, signed with
 	// clientCallbackSecret, to receivers on 127.0.0.1.
@@ -118,7 +118,7 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 		common.MaxAttempts = 5
 	}
 	if o.mediaAllow != "" {
-		common.MediaAllowedHosts = []string{o.mediaAllow}
+		common.MediaAllowedHosts = strings.Split(o.mediaAllow, ",")
 		common.MediaCheckTimeout, common.MediaMaxBytes, common.MediaWarnBytes = 2*time.Second, 5<<20, 1_000_000
 	}
 	if o.clientCallbacks {

@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +84,95 @@ func TestMediaFailureSkipsSinch(t *testing.T) {
 	job := s.waitFor(t, id, mms.StatusFailed)
 	require.Equal(t, "media_content_type", job["last_error"].(map[string]any)["code"])
 	require.Empty(t, s.sim.Batches(), "Sinch never called")
+}
+
+// TestEachMediaFailureKindSkipsSinch runs every kind of media failure
+// through the real worker: each ends the job with its own reason and no
+// Sinch call. One whose media server is merely down or slow holds the job
+// (retrying, no attempt spent) instead of failing it.
+func TestEachMediaFailureKindSkipsSinch(t *testing.T) {
+	// A port nothing listens on, and one with a listener that is not on
+	// the allow-list: both on loopback, so nothing leaves the machine.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closedAddr := closed.Addr().String()
+	require.NoError(t, closed.Close())
+	other := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(other.Close)
+
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		file := func(ct string, n int) {
+			w.Header().Set("Content-Type", ct)
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.WriteHeader(http.StatusOK)
+		}
+		switch r.URL.Path {
+		case "/page.html":
+			file("text/html", 900)
+		case "/gone.jpg":
+			http.NotFound(w, r)
+		case "/huge.mp4":
+			file("video/mp4", 6<<20)
+		case "/empty.gif":
+			file("image/gif", 0)
+		case "/nolength.jpg":
+			w.Header().Set("Content-Type", "image/jpeg")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+		case "/loop.jpg":
+			http.Redirect(w, r, "/loop.jpg", http.StatusFound)
+		case "/elsewhere.jpg":
+			http.Redirect(w, r, other.URL+"/a.jpg", http.StatusFound)
+		case "/down.jpg":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/slow.jpg":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	mediaAddr := strings.TrimPrefix(srv.URL, "http://")
+
+	s := setup(t, options{noWorker: true, mediaAllow: mediaAddr + "," + closedAddr})
+	s.startWorkers(t, 1, func(c *config.Worker) {
+		c.MediaCheck = true
+		c.MediaCheckTimeout = 300 * time.Millisecond
+		c.RetryBaseDelay, c.RetryMaxDelay = time.Minute, time.Hour // a held job stays held for the test
+	})
+	for _, c := range []struct {
+		url, reason string
+		held        bool
+	}{
+		{srv.URL + "/page.html", "media_content_type", false},
+		{srv.URL + "/gone.jpg", "media_http_status", false},
+		{srv.URL + "/huge.mp4", "media_too_large", false},
+		{srv.URL + "/empty.gif", "media_empty", false},
+		{srv.URL + "/nolength.jpg", "media_no_content_length", false},
+		{srv.URL + "/loop.jpg", "media_too_many_redirects", false},
+		{srv.URL + "/elsewhere.jpg", "media_forbidden_address", false},
+		{srv.URL + "/down.jpg", "media_http_status", true},
+		{srv.URL + "/slow.jpg", "media_timeout", true},
+		{"http://" + closedAddr + "/a.jpg", "media_unreachable", true},
+	} {
+		t.Run(c.reason+" "+c.url[strings.LastIndex(c.url, "/"):], func(t *testing.T) {
+			id := s.send(t, `{"to":"+12025550123","media_url":"`+c.url+`"}`)
+			var job map[string]any
+			if c.held {
+				require.Eventually(t, func() bool {
+					job = s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "").body
+					return job["status"] == string(mms.StatusRetrying)
+				}, 10*time.Second, 20*time.Millisecond)
+				require.EqualValues(t, 0, job["attempts"], "waiting on the media server spends no attempt")
+			} else {
+				job = s.waitFor(t, id, mms.StatusFailed)
+			}
+			require.Equal(t, c.reason, job["last_error"].(map[string]any)["code"], "%v", job["last_error"])
+			require.Zero(t, s.sim.CountByClientReference(id), "Sinch never called")
+		})
+	}
+	require.Empty(t, s.sim.Batches())
 }
