@@ -18,10 +18,17 @@ test: ## run every test (real redis-server when installed, else embedded Redis)
 bench: ## measure throughput, latency and Redis memory against the targets (BENCH_FLAGS=-quick for a short run)
 	$(GO) run ./scripts/bench $(BENCH_FLAGS)
 
+# staticcheck, pinned; `make lint` installs this version with go install.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+
 .PHONY: lint
-lint: ## go vet and a gofmt check
+lint: ## go vet, a gofmt check and staticcheck (installed, pinned, on first use)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@$(STATICCHECK) -version 2>/dev/null | grep -q "$(STATICCHECK_VERSION)" || \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) ./...
 
 .PHONY: build
 build: ## build the binaries into bin/

@@ -349,7 +349,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	outputs := map[string]string{
 		"String":            s.String(),
 		"%v":                fmt.Sprintf("%v", s),
-		"%s":                fmt.Sprintf("%s", s),
+		"%s":                fmt.Sprintf("%s", s), //lint:ignore S1025 what %s prints is the point
 		"%q":                fmt.Sprintf("%q", s),
 		"%+v":               fmt.Sprintf("%+v", s),
 		"%v of a struct":    fmt.Sprintf("%v", holder),

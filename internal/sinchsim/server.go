@@ -157,13 +157,13 @@ func New(cfg Config) *Server {
 func (c Config) validate() error {
 	switch {
 	case c.FailRate < 0 || c.FailRate > 1:
-		return fmt.Errorf("FailRate %v is not between 0 and 1", c.FailRate)
+		return fmt.Errorf("fail rate %v is not between 0 and 1", c.FailRate)
 	case c.FailStatus != 0 && (c.FailStatus < 200 || c.FailStatus > 599):
-		return fmt.Errorf("FailStatus %d is not between 200 and 599", c.FailStatus)
+		return fmt.Errorf("fail status %d is not between 200 and 599", c.FailStatus)
 	case c.Latency < 0:
-		return fmt.Errorf("Latency %s is negative", c.Latency)
+		return fmt.Errorf("latency %s is negative", c.Latency)
 	case c.MaxClientReference < 0:
-		return fmt.Errorf("MaxClientReference %d is negative", c.MaxClientReference)
+		return fmt.Errorf("max client reference %d is negative", c.MaxClientReference)
 	}
 	return c.Reports.validate()
 }
