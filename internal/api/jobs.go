@@ -177,6 +177,7 @@ func (s *server) send(c echo.Context) error {
 		s.undo(c, job.ID, idemKey, held, err)
 		return errUnavailable()
 	}
+	s.deps.Metrics.Jobs().JobAccepted(job.Priority.Queue())
 	return acceptedAnswer(c, job, job.Status)
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
+
+	"github.com/mmsgate/mmsgate/internal/metrics"
 )
 
 const (
@@ -51,7 +53,8 @@ func reqLog(c echo.Context, fallback zerolog.Logger) *zerolog.Logger {
 
 // accessLog writes one line per request. It names the route pattern, not
 // the path, and never the query, headers or body.
-func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
+// It also counts the request in m.
+func accessLog(log zerolog.Logger, m *metrics.API) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -70,8 +73,10 @@ func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
 			if route == "" {
 				route = "unmatched"
 			}
+			took := time.Since(start)
+			m.Request(route, c.Request().Method, status, took)
 			ev = ev.Str("method", c.Request().Method).Str("route", route).Int("status", status).
-				Dur("duration_ms", time.Since(start)).Int64("bytes_out", c.Response().Size)
+				Dur("duration_ms", took).Int64("bytes_out", c.Response().Size)
 			if k, ok := c.Get(ctxKeyID).(string); ok {
 				ev = ev.Str("key_id", k)
 			}

@@ -43,6 +43,7 @@ func (s *server) cancelJob(c echo.Context) error {
 	if err != nil {
 		return s.operatorError(c, err, "", "")
 	}
+	s.deps.Metrics.Jobs().JobChanged(j.Priority.Queue(), string(mms.StatusCanceled), "operator")
 	// The worker skips a canceled job anyway; removing its task keeps the
 	// queues honest. A task under way cannot be removed, and need not be.
 	if err := s.deps.Tasks.DeleteTask(j.Priority.Queue(), id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) &&

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/suppress"
 	"github.com/mmsgate/mmsgate/internal/worker"
@@ -78,6 +79,9 @@ type Deps struct {
 	Campaigns *campaign.Store
 	// Media checks media URLs for POST /api/mms/media/check.
 	Media MediaChecker
+	// Metrics counts requests and jobs, served at /metrics; nil makes a
+	// set of its own.
+	Metrics *metrics.API
 }
 
 type server struct {
@@ -90,6 +94,9 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	if cfg.CampaignBatchSize <= 0 || cfg.CampaignBatchSize > mms.MaxRecipients {
 		cfg.CampaignBatchSize = mms.MaxRecipients
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.NewAPI()
+	}
 	s := &server{cfg: cfg, deps: deps}
 	log := deps.Log
 
@@ -99,7 +106,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(
 		requestID(log),
-		accessLog(log),
+		accessLog(log, deps.Metrics),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			DisablePrintStack: true,
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -117,6 +124,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	}
 	get("/healthz", s.healthz)
 	get("/readyz", s.readyz)
+	get("/metrics", echo.WrapHandler(deps.Metrics.Handler()))
 
 	mw := []echo.MiddlewareFunc{authenticate(newKeyring(cfg.APIKeys))}
 	if cfg.RateLimit > 0 {

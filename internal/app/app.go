@@ -98,6 +98,9 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 	if err != nil {
 		return err
 	}
+	m := metrics.NewAPI()
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	m.Register(metrics.NewQueues(inspector, queueNames(), queueMetricsTTL, log))
 	if cfg.ClientCallbackSecret.Value() != "" {
 		acfg.Rules.Callbacks = true
 		if !callbackAllow.Empty() {
@@ -108,8 +111,10 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		Redis: rdb,
 		Store: store,
 		Queue: queue,
-		Tasks: asynq.NewInspectorFromRedisClient(rdb),
+		Tasks: inspector,
 		Log:   log,
+
+		Metrics: m,
 
 		Suppress:  suppress.New(rdb),
 		Campaigns: campaign.New(rdb, store, cfg.JobRetention),
@@ -225,8 +230,12 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		PollInterval:    cfg.PollInterval,
 		Backoff:         backoff,
 	}, h, log)
-	mux.Handle(campaign.TypeExpand, campaign.NewExpander(campaigns, queue, log))
-	mux.Handle(worker.TypeFetchReports, worker.NewFetcher(store, client, cfg.ReportFetchAfter, log))
+	expander := campaign.NewExpander(campaigns, queue, log)
+	expander.Accepted = m.Jobs().JobAccepted
+	mux.Handle(campaign.TypeExpand, expander)
+	fetcher := worker.NewFetcher(store, client, cfg.ReportFetchAfter, log)
+	fetcher.Metrics = m
+	mux.Handle(worker.TypeFetchReports, fetcher)
 
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -296,6 +305,19 @@ func mediaChecker(cfg config.Common, rdb redis.UniversalClient, log zerolog.Logg
 			Msg("media may be on these non-public addresses; leave MEDIA_ALLOWED_HOSTS empty in production")
 	}
 	return media.New(mcfg), mcfg.Allow, nil
+}
+
+// queueMetricsTTL is how long the API's queue metrics are reused between
+// scrapes.
+const queueMetricsTTL = 5 * time.Second
+
+// queueNames lists every asynq queue mmsgate uses.
+func queueNames() []string {
+	out := make([]string, 0, len(mms.Priorities)+3)
+	for _, p := range mms.Priorities {
+		out = append(out, p.Queue())
+	}
+	return append(out, campaign.Queue, worker.ReportsQueue, callback.Queue)
 }
 
 // bulkTimeout is the extra time the Redis work of a bulk request, such as

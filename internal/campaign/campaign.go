@@ -249,6 +249,8 @@ type CancelSummary struct {
 	// AlreadyCanceled counts jobs that were canceled before this call.
 	AlreadyCanceled int `json:"already_canceled_jobs"`
 	NotYetCreated   int `json:"not_yet_created_jobs"`
+	// Queue is the campaign's queue, for the metrics.
+	Queue string `json:"-"`
 }
 
 // Cancel stops a campaign: no further job is created, and every job that
@@ -279,7 +281,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*CancelSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := &CancelSummary{NotCanceled: map[string]int{}, NotYetCreated: r.Jobs - st.Made}
+	sum := &CancelSummary{NotCanceled: map[string]int{}, NotYetCreated: r.Jobs - st.Made, Queue: r.Priority.Queue()}
 	for i, c := range res {
 		switch {
 		case c.Canceled:

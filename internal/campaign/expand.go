@@ -47,6 +47,9 @@ type Enqueuer interface {
 
 // Expander runs expand tasks.
 type Expander struct {
+	// Accepted, if set, is told the queue of each job it creates.
+	Accepted func(queue string)
+
 	store *Store
 	queue Enqueuer
 	log   zerolog.Logger
@@ -194,6 +197,9 @@ func (x *Expander) makeJob(ctx context.Context, r *Record, i int) error {
 		opts = append(opts, asynq.ProcessAt(msg.SendAt))
 	}
 	err = x.store.jobs.Create(ctx, job)
+	if err == nil && x.Accepted != nil {
+		x.Accepted(job.Priority.Queue())
+	}
 	if errors.Is(err, jobstore.ErrExists) {
 		// An earlier run created it; its task may be missing if that run
 		// ended in between. A job that has moved on needs no task.

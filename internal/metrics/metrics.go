@@ -21,6 +21,7 @@ type Worker struct {
 	rateWaited   *prometheus.CounterVec
 	callbacks    *prometheus.CounterVec
 	callbackTime prometheus.Histogram
+	jobs         *Jobs
 }
 
 // NewWorker registers the worker's metrics.
@@ -57,7 +58,9 @@ func NewWorker() *Worker {
 			Help:    "Time taken by attempts to post a status change to a client.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		jobs: newJobs(),
 	}
+	w.reg.MustRegister(w.jobs.collectors()...)
 	w.reg.MustRegister(w.circuitOpen, w.sinchCalls, w.sinchLatency, w.rateWaits, w.rateWaited,
 		w.callbacks, w.callbackTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -106,6 +109,14 @@ func (w *Worker) Callback(outcome string, d time.Duration) {
 	}
 	w.callbacks.WithLabelValues(outcome).Inc()
 	w.callbackTime.Observe(d.Seconds())
+}
+
+// Jobs counts the job changes this worker makes; nil when w is.
+func (w *Worker) Jobs() *Jobs {
+	if w == nil {
+		return nil
+	}
+	return w.jobs
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -32,12 +32,14 @@ var ErrMalformed = errors.New("malformed delivery report")
 
 // Outcome says what one callback did.
 type Outcome struct {
-	Type    string
-	JobID   string // "" when not known yet
-	Stored  int    // recipients' reports stored
-	Repeats int    // reports already known, or older than what is known
-	Ignored bool   // a type we do not store, or a job that no longer exists
-	Pending bool   // kept until the worker records the batch
+	Type   string
+	JobID  string // "" when not known yet
+	Stored int    // recipients' reports stored
+	// ByStatus counts the stored reports by Sinch's status.
+	ByStatus map[string]int
+	Repeats  int  // reports already known, or older than what is known
+	Ignored  bool // a type we do not store, or a job that no longer exists
+	Pending  bool // kept until the worker records the batch
 }
 
 // callback is the union of the two report shapes.
@@ -118,6 +120,10 @@ func Take(ctx context.Context, s Store, body []byte, now time.Time) (Outcome, er
 		switch applied {
 		case jobstore.ReportStored:
 			out.Stored++
+			if out.ByStatus == nil {
+				out.ByStatus = make(map[string]int, 1)
+			}
+			out.ByStatus[r.Status]++
 		case jobstore.ReportNoJob:
 			out.Ignored = true
 			return out, nil

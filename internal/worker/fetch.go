@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mmsgate/mmsgate/internal/jobstore"
+	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/reports"
 	"github.com/mmsgate/mmsgate/internal/sinch"
@@ -45,6 +46,9 @@ type Enqueuer interface {
 // and again each window after, until the job is settled or its expiry is a
 // window behind.
 type Fetcher struct {
+	// Metrics, if set, counts the reports fetched.
+	Metrics *metrics.Worker
+
 	store  *jobstore.Store
 	sinch  ReportSource
 	window time.Duration
@@ -104,6 +108,9 @@ func (f *Fetcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		log.Warn().Err(err).Msg("fetched delivery report not stored; will look again")
 		return f.again(log, job)
+	}
+	for status, n := range out.ByStatus {
+		f.Metrics.Jobs().DeliveryReports(status, n)
 	}
 	log.Info().Int("stored", out.Stored).Msg("delivery report fetched from Sinch")
 	if job, err = f.store.Get(ctx, p.JobID); err == nil && job.Status.Final() {

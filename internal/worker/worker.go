@@ -41,7 +41,7 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Circuit, if set, holds sending during a provider outage.
 	Circuit *Circuit
-	// Metrics, if set, counts Sinch calls.
+	// Metrics, if set, counts Sinch calls and job outcomes.
 	Metrics *metrics.Worker
 	// Limits, if set, holds sends to the shared rate limits.
 	Limits *Limits
@@ -113,6 +113,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if h.cfg.Circuit.Open() {
 		// The job keeps its status and its attempts, unless its time is up.
 		if expired, err := h.store.ExpireIfDue(ctx, p.JobID); err == nil && expired {
+			h.countExpired(ctx)
 			return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
 		}
 		return &retryError{delay: h.cfg.Circuit.Wait(), counted: false, err: errPaused}
@@ -143,6 +144,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.log.Info().Str("job_id", p.JobID).Err(err).Msg("send task skipped")
 		return nil
 	case errors.Is(err, jobstore.ErrExpired):
+		h.countExpired(ctx)
 		return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
 	case err != nil:
 		return fmt.Errorf("job %s: %w", p.JobID, err)
@@ -235,7 +237,7 @@ func (h *Handler) checkMedia(ctx context.Context, log zerolog.Logger, job *mms.J
 		return true, h.wait(log, job, errors.New(r.Message), jerr, wait, false,
 			"media server not answering as it should; job waits")
 	}
-	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); err != nil {
+	if _, err := h.record(job, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); err != nil {
 		log.Error().Err(err).Msg("could not store a media failure")
 		return true, err
 	}
@@ -254,7 +256,7 @@ func (h *Handler) checkFailed(log zerolog.Logger, job *mms.Job, err error, code,
 // of: nothing is sent.
 func (h *Handler) campaignGone(log zerolog.Logger, job *mms.Job) error {
 	jerr := campaign.CanceledError(h.now())
-	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusCanceled, Err: &jerr}); err != nil {
+	if _, err := h.record(job, jobstore.Outcome{Status: mms.StatusCanceled, Err: &jerr}); err != nil {
 		log.Error().Err(err).Msg("could not store a canceled job")
 		return err
 	}
@@ -267,7 +269,7 @@ func (h *Handler) campaignGone(log zerolog.Logger, job *mms.Job) error {
 func (h *Handler) allSuppressed(log zerolog.Logger, job *mms.Job) error {
 	jerr := &mms.JobError{Code: "suppressed", At: h.now().UTC(),
 		Message: "every recipient is on the suppression list; nothing was sent"}
-	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusCanceled, Err: jerr,
+	if _, err := h.record(job, jobstore.Outcome{Status: mms.StatusCanceled, Err: jerr,
 		Suppressed: job.Message.To}); err != nil {
 		log.Error().Err(err).Msg("could not store a suppressed job")
 		return err
@@ -295,6 +297,10 @@ func (h *Handler) campaignCanceled(ctx context.Context, p task.SendPayload) (boo
 		// Sinch may hold it already (an attempt of unknown outcome): the
 		// usual path settles that; a job that was sent stays sent.
 		return false, nil
+	}
+	if res[0].Canceled {
+		q, _ := asynq.GetQueueName(ctx)
+		h.cfg.Metrics.Jobs().JobChanged(q, string(mms.StatusCanceled), "campaign_canceled")
 	}
 	h.log.Info().Str("job_id", p.JobID).Str("campaign_id", p.Campaign).Msg("campaign canceled; job not sent")
 	return true, nil
@@ -373,19 +379,26 @@ func expireAt(t time.Time) *time.Time {
 // record writes an outcome on a context of its own; see Config.WriteTimeout.
 // An ErrEventNotQueued means the outcome is stored but its client callback
 // is not queued yet: the task must run again, which queues it.
-func (h *Handler) record(id string, o jobstore.Outcome) (bool, error) {
+func (h *Handler) record(job *mms.Job, o jobstore.Outcome) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
 	defer cancel()
-	applied, err := h.store.Finish(ctx, id, o)
+	applied, err := h.store.Finish(ctx, job.ID, o)
 	if errors.Is(err, jobstore.ErrEventNotQueued) {
-		h.log.Warn().Str("job_id", id).Str("status", string(o.Status)).Err(err).
+		h.log.Warn().Str("job_id", job.ID).Str("status", string(o.Status)).Err(err).
 			Msg("outcome stored; its client callback is queued when the task runs again")
+	}
+	if applied {
+		code := ""
+		if o.Err != nil {
+			code = o.Err.Code
+		}
+		h.cfg.Metrics.Jobs().JobChanged(job.Priority.Queue(), string(o.Status), code)
 	}
 	return applied, err
 }
 
 func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) error {
-	applied, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID,
+	applied, err := h.record(job, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID,
 		Suppressed: job.Suppressed, Recipients: len(job.Message.To)})
 	notQueued := errors.Is(err, jobstore.ErrEventNotQueued)
 	if err != nil && !notQueued {
@@ -421,8 +434,12 @@ func (h *Handler) indexBatch(log zerolog.Logger, jobID, batchID string) {
 		return
 	}
 	for _, raw := range pending {
-		if _, err := reports.Take(ctx, h.store, []byte(raw), h.now()); err != nil {
+		out, err := reports.Take(ctx, h.store, []byte(raw), h.now())
+		if err != nil {
 			log.Warn().Err(err).Msg("a delivery report that came before its batch was not stored")
+		}
+		for status, n := range out.ByStatus {
+			h.cfg.Metrics.Jobs().DeliveryReports(status, n)
 		}
 	}
 	if len(pending) > 0 {
@@ -456,7 +473,7 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error, doubt bool
 
 	switch class {
 	case sinch.Permanent:
-		if _, werr := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); werr != nil {
+		if _, werr := h.record(job, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); werr != nil {
 			log.Error().Err(werr).Msg("could not store a permanent failure")
 			return werr
 		}
@@ -492,7 +509,7 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error, doubt bool
 	}
 	delay := max(h.cfg.Backoff.Delay(job.Attempts), retryAfter(err))
 	next := now.Add(delay)
-	if _, werr := h.record(job.ID, jobstore.Outcome{
+	if _, werr := h.record(job, jobstore.Outcome{
 		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Ambiguous: ambiguous,
 	}); werr != nil {
 		log.Error().Err(werr).Msg("could not store a retry")
@@ -507,7 +524,7 @@ func (h *Handler) failed(log zerolog.Logger, job *mms.Job, err error, doubt bool
 func (h *Handler) wait(log zerolog.Logger, job *mms.Job, err error, jerr *mms.JobError, delay time.Duration,
 	doubt bool, msg string) error {
 	next := h.now().UTC().Add(delay)
-	if _, werr := h.record(job.ID, jobstore.Outcome{
+	if _, werr := h.record(job, jobstore.Outcome{
 		Status: mms.StatusRetrying, Err: jerr, NextAttemptAt: next, Uncount: true, Ambiguous: doubt,
 	}); werr != nil {
 		log.Error().Err(werr).Msg("could not store a wait")
@@ -521,11 +538,18 @@ func (h *Handler) wait(log zerolog.Logger, job *mms.Job, err error, jerr *mms.Jo
 
 // expired ends a job that Sinch holds no batch of and whose time is up.
 func (h *Handler) expired(log zerolog.Logger, job *mms.Job) error {
-	if _, err := h.record(job.ID, jobstore.Outcome{Status: mms.StatusExpired}); err != nil {
+	if _, err := h.record(job, jobstore.Outcome{Status: mms.StatusExpired}); err != nil {
 		log.Error().Err(err).Msg("could not store an expiry")
 		return err
 	}
 	return h.logExpired(log)
+}
+
+// countExpired counts a job the store expired as it was claimed, in the
+// task's queue.
+func (h *Handler) countExpired(ctx context.Context) {
+	q, _ := asynq.GetQueueName(ctx)
+	h.cfg.Metrics.Jobs().JobChanged(q, string(mms.StatusExpired), "")
 }
 
 // logExpired notes a job that ended expired, unsent; there is nothing more
@@ -536,7 +560,7 @@ func (h *Handler) logExpired(log zerolog.Logger) error {
 }
 
 func (h *Handler) exhausted(log zerolog.Logger, job *mms.Job, jerr *mms.JobError) error {
-	if _, werr := h.record(job.ID, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); werr != nil {
+	if _, werr := h.record(job, jobstore.Outcome{Status: mms.StatusFailed, Err: jerr}); werr != nil {
 		log.Error().Err(werr).Msg("could not store a final failure")
 		return werr
 	}
