@@ -14,6 +14,10 @@ demo: ## send one MMS end to end on embedded Redis and the Sinch simulator
 test: ## run every test (real redis-server when installed, else embedded Redis)
 	$(GO) run ./scripts/test
 
+.PHONY: test-redis
+test-redis: ## the Redis Cluster and Sentinel tests alone (redis-server required; make test runs them too)
+	MMSGATE_TEST_REDIS=server $(GO) test -count=1 -run 'TestRedisCluster|TestRedisSentinel|TestSentinelFailover' ./internal/app
+
 .PHONY: bench
 bench: ## measure throughput, latency and Redis memory against the targets (BENCH_FLAGS=-quick for a short run)
 	$(GO) run ./scripts/bench $(BENCH_FLAGS)

@@ -40,7 +40,7 @@ import (
 // is not nil it is called with the listening address once requests can be
 // served.
 func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(addr string)) error {
-	opt, rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+	conn, rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 	}
 	if cfg.OpsUser != "" {
 		acfg.Ops = &api.OpsConfig{User: cfg.OpsUser, Password: cfg.OpsPassword.Value(),
-			ReadWrite: cfg.OpsReadWrite, Redis: redisconn.ConnOpt{Opt: opt}}
+			ReadWrite: cfg.OpsReadWrite, Redis: conn}
 	}
 	checker, allow, err := mediaChecker(cfg.Common, rdb, log)
 	if err != nil {
@@ -158,7 +158,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 // RunWorker processes send tasks until ctx ends. It then stops taking tasks
 // and lets those under way finish, for up to cfg.ShutdownTimeout.
 func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error {
-	opt, rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+	conn, rdb, err := redisconn.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		Queue:            queue,
 		Media:            checker,
 	}, log)
-	srv, mux := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
+	srv, mux := worker.NewServer(conn, worker.ServerConfig{
 		Concurrency:     cfg.Concurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		PollInterval:    cfg.PollInterval,
@@ -245,7 +245,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 		d := callback.NewDeliverer(store, callback.Config{Secret: secret, Timeout: cfg.ClientCallbackTimeout,
 			Allow: callbackAllow, Metrics: m}, log.With().Str("component", "callbacks").Logger())
 		var cbMux *asynq.ServeMux
-		cbSrv, cbMux = callback.NewServer(redisconn.ConnOpt{Opt: opt}, callback.ServerConfig{
+		cbSrv, cbMux = callback.NewServer(conn, callback.ServerConfig{
 			Concurrency:     cfg.ClientCallbackConcurrency,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			PollInterval:    cfg.PollInterval,

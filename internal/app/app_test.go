@@ -40,7 +40,7 @@ type stack struct {
 	url   string // API base URL
 	sim   *sinchsim.Server
 	redis *redistest.Server
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	logs  *logging.Buffer
 	// stopWorker stops the workers as SIGTERM does and waits for them to
 	// exit.
@@ -182,7 +182,7 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 			close(addr)
 		}
 	}()
-	st := &stack{sim: sim, redis: rs, rdb: rs.Client(t), logs: logs, ctx: ctx, workerCfg: workerCfg,
+	st := &stack{sim: sim, redis: rs, rdb: rs.UniversalClient(t), logs: logs, ctx: ctx, workerCfg: workerCfg,
 		log: log}
 	t.Cleanup(func() {
 		cancel()

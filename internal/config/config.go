@@ -19,6 +19,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/media"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/redisconn"
 )
 
 // Secret is a credential. It prints as a placeholder in logs, %v and JSON so
@@ -39,7 +40,9 @@ func (s Secret) Value() string { return string(s) }
 
 // Common holds the settings both the API and the worker use.
 type Common struct {
-	// RedisURL selects the Redis server: redis://, rediss:// or unix://.
+	// RedisURL selects the Redis deployment: one server (redis://,
+	// rediss://, unix://), a Sentinel-managed primary (redis+sentinel://)
+	// or a Cluster (redis+cluster://); see internal/redisconn.
 	RedisURL string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0"`
 	// RedisTimeout bounds each Redis operation, so a slow or absent Redis
 	// turns into a quick error instead of a hung request.
@@ -549,19 +552,15 @@ func checkRedisURL(s string) error {
 	if err != nil {
 		return errors.New("REDIS_URL: not a URL")
 	}
-	switch u.Scheme {
-	case "redis", "rediss":
+	if u.Scheme == "redis" || u.Scheme == "rediss" {
 		if p := u.Port(); p != "" {
 			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 				return fmt.Errorf("REDIS_URL: port %q is not a TCP port", p)
 			}
 		}
-		return nil
-	case "unix":
-		if u.Path == "" {
-			return errors.New("REDIS_URL: a unix:// URL needs the socket's path")
-		}
-		return nil
 	}
-	return fmt.Errorf("REDIS_URL: scheme %q is not redis, rediss or unix", u.Scheme)
+	if u.Scheme == "unix" && u.Path == "" {
+		return errors.New("REDIS_URL: a unix:// URL needs the socket's path")
+	}
+	return redisconn.Check(s)
 }

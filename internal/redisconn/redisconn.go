@@ -1,68 +1,173 @@
 // Package redisconn turns REDIS_URL into Redis clients for our own code and
 // for asynq, with timeouts that keep a slow or absent Redis from hanging a
 // request.
+//
+// REDIS_URL selects one of three deployments:
+//
+//   - one server: redis://[user:password@]host:port/db, rediss:// for TLS,
+//     or unix:///path/to/socket;
+//   - a primary managed by Redis Sentinel:
+//     redis+sentinel://[user:password@]sentinel1:26379/db?master_name=NAME&addr=sentinel2:26379&password=PRIMARY_PASSWORD
+//     (rediss+sentinel:// for TLS), where the user and password in the URL
+//     are the Sentinels' and password= is the primary's;
+//   - Redis Cluster:
+//     redis+cluster://[user:password@]node1:6379?addr=node2:6379&addr=node3:6379
+//     (rediss+cluster:// for TLS); any reachable nodes will do, the client
+//     learns the rest.
+//
+// Every multi-key operation of mmsgate keeps its keys in one hash slot, so
+// the same code runs on each.
 package redisconn
 
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
-// Options parses url (redis://, rediss:// or unix://) and applies timeout to
-// dialling, reads and writes.
-func Options(url string, timeout time.Duration) (*redis.Options, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	if timeout > 0 {
-		opt.DialTimeout = timeout
-		opt.ReadTimeout = timeout
-		opt.WriteTimeout = timeout
-		opt.PoolTimeout = timeout
-	}
-	// One quick retry hides a dropped idle connection; more would only
-	// stretch the time a caller waits for a Redis that is gone.
-	opt.MaxRetries = 1
-	opt.MinRetryBackoff = 8 * time.Millisecond
-	opt.MaxRetryBackoff = 64 * time.Millisecond
-	return opt, nil
+// Kind names a deployment.
+type Kind string
+
+// The deployments REDIS_URL can select.
+const (
+	Single   Kind = "single"
+	Sentinel Kind = "sentinel"
+	Cluster  Kind = "cluster"
+)
+
+// Conn is a parsed REDIS_URL. It is also asynq's RedisConnOpt, for the parts
+// of asynq (servers, the web UI) that make their own connections.
+type Conn struct {
+	kind     Kind
+	single   *redis.Options
+	failover *redis.FailoverOptions
+	cluster  *redis.ClusterOptions
 }
 
-// Open returns the options parsed from url and a client built from them,
-// once Redis has answered a ping.
-func Open(ctx context.Context, url string, timeout time.Duration) (*redis.Options, *redis.Client, error) {
-	opt, err := Options(url, timeout)
-	if err != nil {
-		return nil, nil, err
+var _ asynq.RedisConnOpt = Conn{}
+
+// Parse reads url and applies timeout to dialling, reads, writes and the
+// wait for a pooled connection.
+func Parse(rawURL string, timeout time.Duration) (Conn, error) {
+	scheme, _, _ := strings.Cut(rawURL, "://")
+	base, mode, hasMode := strings.Cut(scheme, "+")
+	var c Conn
+	switch {
+	case !hasMode && (scheme == "redis" || scheme == "rediss" || scheme == "unix"):
+		opt, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return c, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		c = Conn{kind: Single, single: opt}
+	case mode == "sentinel" && (base == "redis" || base == "rediss"):
+		opt, err := redis.ParseFailoverURL(base + strings.TrimPrefix(rawURL, scheme))
+		if err != nil {
+			return c, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		if opt.MasterName == "" {
+			return c, fmt.Errorf("REDIS_URL: a %s:// URL needs ?master_name=, the name Sentinel knows the primary by", scheme)
+		}
+		c = Conn{kind: Sentinel, failover: opt}
+	case mode == "cluster" && (base == "redis" || base == "rediss"):
+		opt, err := redis.ParseClusterURL(base + strings.TrimPrefix(rawURL, scheme))
+		if err != nil {
+			return c, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		c = Conn{kind: Cluster, cluster: opt}
+	default:
+		return c, fmt.Errorf("REDIS_URL: scheme %q is not redis, rediss, unix, redis+sentinel, rediss+sentinel, "+
+			"redis+cluster or rediss+cluster", scheme)
 	}
-	c := redis.NewClient(opt)
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
-		_ = c.Close()
-		return nil, nil, fmt.Errorf("REDIS_URL: no answer from redis at %s: %w", safeAddr(opt), err)
-	}
-	return opt, c, nil
+	c.tune(timeout)
+	return c, nil
 }
 
-// ConnOpt adapts options to asynq's RedisConnOpt, for the parts of asynq
-// (server, web UI) that make their own connection.
-type ConnOpt struct{ Opt *redis.Options }
+// tune sets the timeouts and retries of every kind alike. One quick retry
+// hides a dropped idle connection; more would only stretch the time a
+// caller waits for a Redis that is gone.
+func (c Conn) tune(timeout time.Duration) {
+	set := func(dial, read, write, pool *time.Duration, retries *int, minB, maxB *time.Duration) {
+		if timeout > 0 {
+			*dial, *read, *write, *pool = timeout, timeout, timeout, timeout
+		}
+		*retries, *minB, *maxB = 1, 8*time.Millisecond, 64*time.Millisecond
+	}
+	switch c.kind {
+	case Single:
+		o := c.single
+		set(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries,
+			&o.MinRetryBackoff, &o.MaxRetryBackoff)
+	case Sentinel:
+		o := c.failover
+		set(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries,
+			&o.MinRetryBackoff, &o.MaxRetryBackoff)
+	case Cluster:
+		o := c.cluster
+		set(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.MaxRetries,
+			&o.MinRetryBackoff, &o.MaxRetryBackoff)
+		// A slot that moved, or a failover, takes a few redirects to follow.
+		o.MaxRedirects = 8
+	}
+}
 
-// MakeRedisClient returns a new client; asynq closes it when it is done.
-func (c ConnOpt) MakeRedisClient() any {
-	o := *c.Opt
+// Kind says which deployment the URL names.
+func (c Conn) Kind() Kind { return c.kind }
+
+// NewClient returns a new client for the deployment.
+func (c Conn) NewClient() redis.UniversalClient {
+	switch c.kind {
+	case Sentinel:
+		o := *c.failover
+		return redis.NewFailoverClient(&o)
+	case Cluster:
+		o := *c.cluster
+		return redis.NewClusterClient(&o)
+	}
+	o := *c.single
 	return redis.NewClient(&o)
 }
 
-var _ asynq.RedisConnOpt = ConnOpt{}
+// MakeRedisClient returns a new client; asynq closes it when it is done.
+func (c Conn) MakeRedisClient() any { return c.NewClient() }
 
-// safeAddr names the server without the password, for error messages.
-func safeAddr(o *redis.Options) string {
-	return fmt.Sprintf("%s %s db %d", o.Network, o.Addr, o.DB)
+// String names the deployment without passwords, for logs and errors.
+func (c Conn) String() string {
+	switch c.kind {
+	case Sentinel:
+		return fmt.Sprintf("sentinel primary %q via %s db %d", c.failover.MasterName,
+			strings.Join(c.failover.SentinelAddrs, ","), c.failover.DB)
+	case Cluster:
+		return "cluster via " + strings.Join(c.cluster.Addrs, ",")
+	}
+	return fmt.Sprintf("%s %s db %d", c.single.Network, c.single.Addr, c.single.DB)
+}
+
+// Open parses url and returns a client once Redis has answered a ping.
+func Open(ctx context.Context, rawURL string, timeout time.Duration) (Conn, redis.UniversalClient, error) {
+	c, err := Parse(rawURL, timeout)
+	if err != nil {
+		return c, nil, err
+	}
+	rdb := c.NewClient()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return c, nil, fmt.Errorf("REDIS_URL: no answer from redis at %s: %w", c, err)
+	}
+	return c, rdb, nil
+}
+
+// Check reports what is wrong with a REDIS_URL, without connecting.
+func Check(rawURL string) error {
+	if _, err := url.Parse(rawURL); err != nil {
+		return fmt.Errorf("REDIS_URL: not a URL")
+	}
+	_, err := Parse(rawURL, 0)
+	return err
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mmsgate/mmsgate/internal/redisconn"
 	"github.com/mmsgate/mmsgate/internal/redistest/redisproc"
 )
 
@@ -34,8 +35,9 @@ type Server struct {
 	// Embedded is true when the server is miniredis.
 	Embedded bool
 
-	stop    func()
-	restart func(tb testing.TB, down time.Duration)
+	stop     func()
+	restart  func(tb testing.TB, down time.Duration)
+	failover func() (string, error)
 }
 
 // Stop shuts the server down before the test ends, to test what happens
@@ -143,4 +145,73 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	c := redis.NewClient(opt)
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// UniversalClient returns a client for s of whatever kind its URL names
+// (one server, Sentinel, Cluster), closed when the test ends.
+func (s *Server) UniversalClient(tb testing.TB) redis.UniversalClient {
+	tb.Helper()
+	conn, err := redisconn.Parse(s.URL, 2*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := conn.NewClient()
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// requireServer fails tb unless redis-server is on the PATH: Cluster and
+// Sentinel have no embedded stand-in.
+func requireServer(tb testing.TB, what string) string {
+	tb.Helper()
+	bin, err := redisproc.Binary()
+	switch {
+	case err != nil && os.Getenv("MMSGATE_TEST_REDIS") == "server":
+		tb.Fatalf("MMSGATE_TEST_REDIS=server but redis-server is not on the PATH: %v", err)
+	case err != nil:
+		tb.Skipf("%s needs redis-server on the PATH (the embedded Redis has no %s): skipped, not passed", what, what)
+	}
+	return bin
+}
+
+// StartCluster starts a private three-primary Redis Cluster on 127.0.0.1
+// for tb. Its URL is a redis+cluster:// REDIS_URL.
+func StartCluster(tb testing.TB) *Server {
+	tb.Helper()
+	bin := requireServer(tb, "Redis Cluster")
+	c, err := redisproc.StartCluster(bin, 3)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return &Server{URL: c.URL, stop: c.Close}
+}
+
+// StartSentinel starts a private primary, its replica and three Sentinels
+// on 127.0.0.1 for tb. Its URL is a redis+sentinel:// REDIS_URL; Failover
+// moves the primary role to the replica.
+func StartSentinel(tb testing.TB) *Server {
+	tb.Helper()
+	bin := requireServer(tb, "Redis Sentinel")
+	s, err := redisproc.StartSentinel(bin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return &Server{URL: s.URL, stop: s.Close, failover: s.Failover}
+}
+
+// Failover moves the primary role of a server from StartSentinel to its
+// replica, refusing writes meanwhile, and returns the new primary's
+// address.
+func (s *Server) Failover(tb testing.TB) string {
+	tb.Helper()
+	if s.failover == nil {
+		tb.Fatal("redistest: Failover needs a server from StartSentinel")
+	}
+	addr, err := s.failover()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return addr
 }

@@ -372,9 +372,9 @@ func TestUnreadableEntryStillSuppresses(t *testing.T) {
 func TestRedisDownIsAnError(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
-	opt, err := redisconn.Options(rs.URL, 200*time.Millisecond) // as the processes connect
+	conn, err := redisconn.Parse(rs.URL, 200*time.Millisecond) // as the processes connect
 	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
+	rdb := conn.NewClient()
 	t.Cleanup(func() { _ = rdb.Close() })
 	store := New(rdb)
 	ctx := context.Background()

@@ -56,7 +56,7 @@ type env struct {
 	redisURL string
 	embedded bool
 	// rdb is the benchmark's own client, for FLUSHALL, INFO and checks.
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	machine machine
 	log     zerolog.Logger
 	apiKey  string

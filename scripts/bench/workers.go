@@ -127,7 +127,7 @@ func runNoop(ctx context.Context, e *env, n, concurrency int) (drain, error) {
 		return drain{}, err
 	}
 
-	opt, err := redisconn.Options(e.redisURL, e.common.RedisTimeout)
+	conn, err := redisconn.Parse(e.redisURL, e.common.RedisTimeout)
 	if err != nil {
 		return drain{}, err
 	}
@@ -135,7 +135,7 @@ func runNoop(ctx context.Context, e *env, n, concurrency int) (drain, error) {
 	// nil handler is enough since that mux is not used: the server runs
 	// the no-op mux instead.
 	var unused *worker.Handler
-	srv, _ := worker.NewServer(redisconn.ConnOpt{Opt: opt}, worker.ServerConfig{
+	srv, _ := worker.NewServer(conn, worker.ServerConfig{
 		Concurrency:     concurrency,
 		ShutdownTimeout: 30 * time.Second,
 		PollInterval:    time.Second,
