@@ -140,7 +140,13 @@ for i, key in ipairs(KEYS) do
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   local cost = n * interval
-  local over = tat + cost - now - math.max(burst, cost)
+  -- over = tat + cost - now - max(burst, cost), computed so that no
+  -- microsecond count since 1970 is added to a fraction: at that size a
+  -- double loses the fraction, and a batch bigger than the burst would
+  -- find a sliver over its due time on every try, for ever.
+  local over = tat - now
+  if cost < burst then over = over - (burst - cost) end
+  if over < 1 then over = math.min(over, 0) end
   if over > ahead then
     if over - ahead > retry then
       retry = over - ahead

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,6 +55,25 @@ func TestBatchLargerThanBurst(t *testing.T) {
 	require.False(t, r.OK)
 	require.Greater(t, r.Wait, 4800*time.Millisecond)
 	require.LessOrEqual(t, r.Wait, 5*time.Second)
+}
+
+// TestBatchLargerThanBurstAtAnyRate: a batch bigger than the burst goes
+// once the backlog has drained, also at a rate whose interval is not a
+// whole number of microseconds (a float rounding once refused such a batch
+// on every try).
+func TestBatchLargerThanBurstAtAnyRate(t *testing.T) {
+	l := newLimiter(t)
+	for _, rate := range []float64{300, 7, 33.3, 999} {
+		plan := ratelimit.Limit{Key: "rate-" + strconv.FormatFloat(rate, 'g', -1, 64), Rate: rate, Burst: rate / 10}
+		n := int(rate/5) + 1 // bigger than the burst
+		require.True(t, take(t, l, n, 0, plan).OK, "rate %g: the first batch goes at once", rate)
+		r := take(t, l, n, 0, plan)
+		require.False(t, r.OK, "rate %g: the second waits for the first to drain", rate)
+		drain := time.Duration(float64(n) / rate * float64(time.Second))
+		require.InDelta(t, drain, r.Wait, float64(20*time.Millisecond), "rate %g", rate)
+		time.Sleep(r.Wait)
+		require.True(t, take(t, l, n, 0, plan).OK, "rate %g: and goes once it has", rate)
+	}
 }
 
 func TestAllOrNothing(t *testing.T) {
