@@ -124,6 +124,7 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	}
 	get("/healthz", s.healthz)
 	get("/readyz", s.readyz)
+	get("/openapi.yaml", serveOpenAPI)
 	get("/metrics", echo.WrapHandler(deps.Metrics.Handler()))
 
 	mw := []echo.MiddlewareFunc{authenticate(newKeyring(cfg.APIKeys))}
