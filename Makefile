@@ -26,6 +26,10 @@ bench: ## measure throughput, latency and Redis memory against the targets (BENC
 STATICCHECK_VERSION ?= v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
+.PHONY: scaleout
+scaleout: ## 2 APIs and 3 workers on a local 3-primary Redis Cluster: a campaign through each API, each recipient once, the rate held
+	$(GO) run ./scripts/bench -only scale $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: ## go vet, a gofmt check and staticcheck (installed, pinned, on first use)
 	$(GO) vet ./...

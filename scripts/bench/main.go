@@ -83,6 +83,7 @@ var sections = []section{
 	{key: "memory", title: "3. Redis memory", run: benchMemory},
 	{key: "ratelimit", title: "4. Rate limit", run: benchRateLimit},
 	{key: "campaign", title: "5. Campaign", run: benchCampaign},
+	{key: "scale", title: "6. Scale-out on Redis Cluster", run: benchScale},
 }
 
 func main() {

@@ -22,6 +22,11 @@ import (
 // buildWorker builds ./cmd/worker, as `go build` does, into dir and
 // returns the binary's path and how long the build took.
 func buildWorker(ctx context.Context, dir string) (string, time.Duration, error) {
+	return buildCmd(ctx, dir, "worker")
+}
+
+// buildCmd builds ./cmd/<name> into dir as mmsgate-<name>.
+func buildCmd(ctx context.Context, dir, name string) (string, time.Duration, error) {
 	t0 := time.Now()
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
@@ -31,11 +36,11 @@ func buildWorker(ctx context.Context, dir string) (string, time.Duration, error)
 	if gomod == "" || gomod == os.DevNull {
 		return "", 0, errors.New("go env GOMOD: not inside the mmsgate module; run the benchmark from it")
 	}
-	bin := filepath.Join(dir, "mmsgate-worker")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
+	bin := filepath.Join(dir, "mmsgate-"+name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", 0, fmt.Errorf("go build ./cmd/worker: %w\n%s", err, bytes.TrimSpace(out))
+		return "", 0, fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, bytes.TrimSpace(out))
 	}
 	return bin, time.Since(t0), nil
 }

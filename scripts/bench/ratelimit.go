@@ -157,7 +157,7 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 			i+1, len(b), r, 100*float64(r)/float64(total)))
 		batches = append(batches, b...)
 	}
-	m := measureRate(batches)
+	m := measureRate(batches, rlBurst)
 	_, checked, onceErr := checkSent(ctx, e, batches, ids)
 
 	dev := m.rate/rlRate - 1
@@ -226,7 +226,7 @@ type rateMeasure struct {
 	busiest, first100ms int
 }
 
-func measureRate(batches []sinchsim.Batch) rateMeasure {
+func measureRate(batches []sinchsim.Batch, burst int) rateMeasure {
 	type at struct {
 		t time.Time
 		n int
@@ -246,7 +246,7 @@ func measureRate(batches []sinchsim.Batch) rateMeasure {
 	if m.span <= 0 {
 		return m
 	}
-	m.rate = float64(m.recipients-rlBurst) / m.span.Seconds()
+	m.rate = float64(m.recipients-burst) / m.span.Seconds()
 
 	from, to := start.Add(m.span/10), start.Add(m.span*9/10)
 	mid := 0
