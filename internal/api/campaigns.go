@@ -498,8 +498,9 @@ func (s *server) cancelCampaign(c echo.Context) error {
 	}{id, "canceled", sum})
 }
 
+// campaignParam reads a campaign ID, in any case, as job IDs are.
 func campaignParam(c echo.Context) (string, error) {
-	id := c.Param("id")
+	id := strings.ToLower(c.Param("id"))
 	if !mms.ValidJobID(id) {
 		return "", &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no campaign with that ID",
 			Fields: []mms.FieldError{{Field: "id", Message: "is not a campaign ID"}}}

@@ -339,3 +339,15 @@ func TestCampaignManyRecipients(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
 	require.Equal(t, "recipients", r.body["error"].(map[string]any)["fields"].([]any)[0].(map[string]any)["field"])
 }
+
+// TestCampaignIDAnyCase: a campaign ID is read in any case, as a job ID is.
+func TestCampaignIDAnyCase(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{noWorker: true})
+	id := s.postCampaign(t, "", "+12025550101")
+	r := s.do(t, http.MethodGet, "/api/mms/campaigns/"+strings.ToUpper(id), "", "")
+	require.Equal(t, http.StatusOK, r.status, "%v", r.body)
+	require.Equal(t, id, r.body["campaign_id"])
+	r = s.do(t, http.MethodGet, "/api/mms/campaigns/"+strings.ToUpper(id)+"/jobs", "", "")
+	require.Equal(t, http.StatusOK, r.status, "%v", r.body)
+}
