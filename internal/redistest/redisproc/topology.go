@@ -335,7 +335,7 @@ func (s *Sentinel) Failover() (string, error) {
 			// Sentinel turns the old primary into a replica when it next
 			// looks at it, up to ten seconds on; do it now, as it would.
 			host, port, _ := net.SplitHostPort(addr)
-			if err := old.SlaveOf(ctx, host, port).Err(); err != nil {
+			if err := old.ReplicaOf(ctx, host, port).Err(); err != nil {
 				return "", fmt.Errorf("make the old primary a replica: %w", err)
 			}
 			role, rerr := old.Do(ctx, "ROLE").Slice()
