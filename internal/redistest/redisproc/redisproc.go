@@ -65,21 +65,25 @@ func Start(bin string, extra ...string) (*Proc, error) {
 	}
 	sock := filepath.Join(dir, "redis.sock")
 	p := &Proc{URL: "unix://" + sock, Dir: dir, bin: bin}
-	p.args = append([]string{
-		"--port", "0",
-		"--unixsocket", sock,
-		"--unixsocketperm", "700",
-		"--dir", dir,
-		"--daemonize", "no",
-		"--loglevel", "warning",
-		"--logfile", filepath.Join(dir, "redis.log"),
-		"--maxmemory-policy", "noeviction",
-	}, extra...)
+	p.args = append(append([]string{"--port", "0", "--unixsocket", sock, "--unixsocketperm", "700"},
+		commonArgs(dir)...), extra...)
 	if err := p.start(); err != nil {
 		p.Close()
 		return nil, err
 	}
 	return p, nil
+}
+
+// commonArgs are the settings of every private server: its own folder and
+// log, in the foreground, refusing writes rather than evicting when full.
+func commonArgs(dir string) []string {
+	return []string{
+		"--dir", dir,
+		"--daemonize", "no",
+		"--loglevel", "warning",
+		"--logfile", filepath.Join(dir, "redis.log"),
+		"--maxmemory-policy", "noeviction",
+	}
 }
 
 // start runs a new redis-server and waits until it answers.

@@ -53,17 +53,8 @@ func startTCP(bin string, port int, extra ...string) (*Proc, error) {
 		return nil, err
 	}
 	p := &Proc{URL: "redis://127.0.0.1:" + strconv.Itoa(port), Dir: dir, bin: bin}
-	p.args = append([]string{
-		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(port),
-		"--dir", dir,
-		"--daemonize", "no",
-		"--loglevel", "warning",
-		"--logfile", filepath.Join(dir, "redis.log"),
-		"--save", "",
-		"--appendonly", "no",
-		"--maxmemory-policy", "noeviction",
-	}, extra...)
+	p.args = append(append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "",
+		"--appendonly", "no"}, commonArgs(dir)...), extra...)
 	if err := p.start(); err != nil {
 		p.Close()
 		return nil, err
