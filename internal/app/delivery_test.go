@@ -54,7 +54,13 @@ func TestDeliveryReportsBeforeTheSendReturns(t *testing.T) {
 	id := s.send(t, goodBody)
 	job := s.waitFor(t, id, mms.StatusDelivered)
 	require.Equal(t, map[string]string{"+12025550123": "Delivered", "+14155552671": "Delivered"}, deliveryOf(job))
-	require.NotNil(t, job["sinch_batch_id"], "the worker's record of the batch still landed")
+	// The reports settle the job before the simulator's 201 reaches the
+	// worker; the worker's record of the batch lands after.
+	require.Eventually(t, func() bool {
+		job = s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "").body
+		return job["sinch_batch_id"] != nil
+	}, 10*time.Second, 10*time.Millisecond, "the worker's record of the batch still landed")
+	require.Equal(t, string(mms.StatusDelivered), job["status"])
 	require.Equal(t, 1, s.sim.CountByClientReference(id))
 
 	// Every callback was answered 2xx: nothing for Sinch to retry.

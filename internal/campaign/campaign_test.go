@@ -499,7 +499,7 @@ func TestCancelBeforeExpansion(t *testing.T) {
 	r, _ := e.create(t, plain(numbers(7)), 3)
 	sum, err := e.store.Cancel(ctx, r.ID)
 	require.NoError(t, err)
-	require.Equal(t, &CancelSummary{NotCanceled: map[string]int{}, NotYetCreated: 3}, sum)
+	require.Equal(t, &CancelSummary{NotCanceled: map[string]int{}, NotYetCreated: 3, Queue: "mms:bulk"}, sum)
 
 	require.NoError(t, e.expand(t, r.ID))
 	require.Zero(t, e.q.numCalls())
