@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +22,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/mmsgate/mmsgate/internal/api/apidoc"
 	"github.com/mmsgate/mmsgate/internal/callback"
 	"github.com/mmsgate/mmsgate/internal/campaign"
 	"github.com/mmsgate/mmsgate/internal/config"
@@ -45,124 +44,38 @@ const (
 	docTestSecret = "openapi-report-secret-0123"
 )
 
-var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-
-// loadDoc parses the embedded document. Every mapping must have string keys
-// (an unquoted status code such as 200 would not), so the result is plain
-// maps, slices and scalars.
+// loadDoc parses the embedded document (see apidoc.Parse: every mapping
+// has string keys).
 func loadDoc(t *testing.T) map[string]any {
 	t.Helper()
-	var raw any
-	require.NoError(t, yaml.Unmarshal(openAPIDoc, &raw), "openapi.yaml is not valid YAML")
-	var walk func(n any, at string)
-	walk = func(n any, at string) {
-		switch v := n.(type) {
-		case map[string]any:
-			for k, c := range v {
-				walk(c, at+"/"+k)
-			}
-		case []any:
-			for i, c := range v {
-				walk(c, at+"/"+strconv.Itoa(i))
-			}
-		case map[any]any:
-			t.Errorf("%s: a mapping with a key that is not a string (quote it)", at)
-		}
-	}
-	walk(raw, "#")
-	doc, ok := raw.(map[string]any)
-	require.True(t, ok, "the document is not a mapping")
+	doc, err := apidoc.Parse(openAPIDoc)
+	require.NoError(t, err, "openapi.yaml")
 	return doc
-}
-
-// pointer follows a local JSON pointer such as #/components/schemas/Job.
-func pointer(doc map[string]any, ref string) (any, bool) {
-	if !strings.HasPrefix(ref, "#/") {
-		return nil, false
-	}
-	var n any = doc
-	for _, part := range strings.Split(ref[2:], "/") {
-		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
-		m, ok := n.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if n, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return n, true
 }
 
 // deref returns the object n stands for, following $refs.
 func deref(t *testing.T, doc map[string]any, n any) map[string]any {
 	t.Helper()
-	for range 10 {
-		m, ok := n.(map[string]any)
-		if !ok {
-			return nil
-		}
-		ref, ok := m["$ref"].(string)
-		if !ok {
-			return m
-		}
-		target, ok := pointer(doc, ref)
-		require.True(t, ok, "unresolved $ref %s", ref)
-		n = target
-	}
-	t.Fatalf("$ref chain too long at %v", n)
-	return nil
+	m, err := apidoc.Deref(doc, n)
+	require.NoError(t, err)
+	return m
 }
 
-// operation is one documented method of one path.
-type operation struct {
-	path, method string // method in upper case
-	op           map[string]any
-	item         map[string]any // the path item, for its shared parameters
-}
-
-func (o operation) String() string { return o.method + " " + o.path }
-
-func operations(t *testing.T, doc map[string]any) []operation {
+func operations(t *testing.T, doc map[string]any) []apidoc.Operation {
 	t.Helper()
-	paths, ok := doc["paths"].(map[string]any)
-	require.True(t, ok, "no paths")
-	var out []operation
-	for _, p := range slices.Sorted(maps.Keys(paths)) {
-		item, ok := paths[p].(map[string]any)
-		require.True(t, ok, "path %s is not an object", p)
-		for _, m := range httpMethods {
-			if op, ok := item[m].(map[string]any); ok {
-				out = append(out, operation{path: p, method: strings.ToUpper(m), op: op, item: item})
-			}
-		}
-	}
-	require.NotEmpty(t, out)
-	return out
-}
-
-// params lists the operation's parameters, the path item's included,
-// resolved.
-func (o operation) params(t *testing.T, doc map[string]any) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, src := range []any{o.item["parameters"], o.op["parameters"]} {
-		list, _ := src.([]any)
-		for _, p := range list {
-			out = append(out, deref(t, doc, p))
-		}
-	}
-	return out
+	ops, err := apidoc.Operations(doc)
+	require.NoError(t, err)
+	return ops
 }
 
 // secured reports whether the operation needs an API key: its own
 // security, or else the document's, has no empty requirement.
-func (o operation) secured(doc map[string]any) bool {
-	sec, ok := o.op["security"]
+func secured(doc map[string]any, o apidoc.Operation) bool {
+	sec, ok := o.Op["security"]
 	if !ok {
 		sec = doc["security"]
 	}
-	reqs, _ := sec.([]any)
+	reqs := apidoc.List(sec)
 	if len(reqs) == 0 {
 		return false
 	}
@@ -267,32 +180,17 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 	// Every $ref resolves, stands alone (OpenAPI 3.0 ignores anything beside
 	// it), and every component is used.
 	used := map[string]bool{}
-	var walk func(n any, at string)
-	walk = func(n any, at string) {
-		switch v := n.(type) {
-		case map[string]any:
-			if ref, ok := v["$ref"].(string); ok {
-				_, found := pointer(doc, ref)
-				require.True(t, found, "%s: $ref %s does not resolve", at, ref)
-				require.Len(t, v, 1, "%s: keys beside $ref are ignored", at)
-				used[ref] = true
-			}
-			_, one := v["example"]
-			_, many := v["examples"]
-			require.False(t, one && many, "%s: example and examples exclude each other", at)
-			for k, c := range v {
-				if k == "example" || k == "examples" {
-					continue // data, not description
-				}
-				walk(c, at+"/"+k)
-			}
-		case []any:
-			for i, c := range v {
-				walk(c, at+"/"+strconv.Itoa(i))
-			}
+	apidoc.Walk(doc, func(at string, v map[string]any) {
+		if ref, ok := v["$ref"].(string); ok {
+			_, err := apidoc.Pointer(doc, ref)
+			require.NoError(t, err, "%s", at)
+			require.Len(t, v, 1, "%s: keys beside $ref are ignored", at)
+			used[ref] = true
 		}
-	}
-	walk(doc, "#")
+		_, one := v["example"]
+		_, many := v["examples"]
+		require.False(t, one && many, "%s: example and examples exclude each other", at)
+	})
 	components, _ := doc["components"].(map[string]any)
 	schemes, _ := components["securitySchemes"].(map[string]any)
 	for kind, group := range components {
@@ -336,17 +234,16 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 	}
 
 	opIDs := map[string]string{}
-	pathParam := regexp.MustCompile(`\{([^}]+)\}`)
 	for _, o := range operations(t, doc) {
 		at := o.String()
-		checkOp(at, o.op)
+		checkOp(at, o.Op)
 
-		id, _ := o.op["operationId"].(string)
+		id, _ := o.Op["operationId"].(string)
 		require.NotEmpty(t, id, "%s: no operationId", at)
 		require.NotContains(t, opIDs, id, "%s: operationId %s also used by %s", at, id, opIDs[id])
 		opIDs[id] = at
-		require.NotEmpty(t, o.op["summary"], "%s: no summary", at)
-		tags, _ := o.op["tags"].([]any)
+		require.NotEmpty(t, o.Op["summary"], "%s: no summary", at)
+		tags, _ := o.Op["tags"].([]any)
 		require.NotEmpty(t, tags, "%s: no tags", at)
 		for _, tg := range tags {
 			require.True(t, declaredTags[tg.(string)], "%s: undeclared tag %v", at, tg)
@@ -354,11 +251,11 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 
 		// The path's {names} are exactly its path parameters.
 		inPath := map[string]bool{}
-		for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
+		for _, m := range apidoc.PathParam.FindAllStringSubmatch(o.Path, -1) {
 			inPath[m[1]] = true
 		}
 		declared := map[string]bool{}
-		for _, p := range o.params(t, doc) {
+		for _, p := range o.Params {
 			require.NotEmpty(t, p["name"], "%s: a parameter without a name", at)
 			require.Contains(t, []any{"path", "query", "header", "cookie"}, p["in"], "%s: parameter %v", at, p["name"])
 			require.NotNil(t, p["schema"], "%s: parameter %v has no schema", at, p["name"])
@@ -370,7 +267,7 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 		require.Equal(t, inPath, declared, "%s: path parameters", at)
 
 		// Every answer carries X-Request-ID, and says what it is.
-		for code, r := range o.op["responses"].(map[string]any) {
+		for code, r := range o.Op["responses"].(map[string]any) {
 			resp := deref(t, doc, r)
 			hdrs, _ := resp["headers"].(map[string]any)
 			require.Contains(t, hdrs, "X-Request-ID", "%s %s: X-Request-ID not documented", at, code)
@@ -380,7 +277,7 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 				}
 			}
 		}
-		if body, ok := o.op["requestBody"]; ok {
+		if body, ok := o.Op["requestBody"]; ok {
 			content, _ := deref(t, doc, body)["content"].(map[string]any)
 			require.NotEmpty(t, content, "%s: a request body without content", at)
 			for mt, m := range content {
@@ -395,13 +292,15 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 		}
 
 		// Callbacks are operations too.
-		cbs, _ := o.op["callbacks"].(map[string]any)
+		cbs, _ := o.Op["callbacks"].(map[string]any)
 		for name, cb := range cbs {
 			for expr, item := range deref(t, doc, cb) {
-				for _, m := range httpMethods {
-					if op, ok := item.(map[string]any)[m].(map[string]any); ok {
-						checkOp(at+" callback "+name+" "+expr+" "+m, op)
-					}
+				pathItem, ok := item.(map[string]any)
+				require.True(t, ok, "%s callback %s %s: not a path item", at, name, expr)
+				cbOps, err := apidoc.ItemOperations(doc, expr, pathItem)
+				require.NoError(t, err, "%s callback %s", at, name)
+				for _, cbo := range cbOps {
+					checkOp(at+" callback "+name+" "+cbo.String(), cbo.Op)
 				}
 			}
 		}
@@ -418,8 +317,8 @@ func TestOpenAPISecurityMatchesServer(t *testing.T) {
 	e := testServer(t, Deps{})
 
 	for _, o := range operations(t, doc) {
-		path := o.path
-		for _, p := range o.params(t, doc) {
+		path := o.Path
+		for _, p := range o.Params {
 			if p["in"] != "path" {
 				continue
 			}
@@ -429,11 +328,11 @@ func TestOpenAPISecurityMatchesServer(t *testing.T) {
 			}
 			path = strings.ReplaceAll(path, "{"+p["name"].(string)+"}", url.PathEscape(v))
 		}
-		req := httptest.NewRequest(o.method, path, nil)
+		req := httptest.NewRequest(o.Method, path, nil)
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, req)
 
-		if o.secured(doc) {
+		if secured(doc, o) {
 			require.Equal(t, http.StatusUnauthorized, rec.Code, "%s without a key", o)
 			require.Equal(t, `Bearer realm="mmsgate"`, rec.Header().Get("WWW-Authenticate"), "%s", o)
 			var body struct{ Error Error }
@@ -450,20 +349,14 @@ func TestOpenAPISecurityMatchesServer(t *testing.T) {
 
 // documentedResponse returns the operation's response for status, failing
 // when it documents none.
-func documentedResponse(t *testing.T, doc map[string]any, o operation, status int) map[string]any {
+func documentedResponse(t *testing.T, doc map[string]any, o apidoc.Operation, status int) map[string]any {
 	t.Helper()
-	responses := o.op["responses"].(map[string]any)
-	code := strconv.Itoa(status)
-	for _, k := range []string{code, code[:1] + "XX", "default"} {
-		if r, ok := responses[k]; ok {
-			return deref(t, doc, r)
-		}
-	}
-	t.Fatalf("%s answered %d, which it does not document", o, status)
-	return nil
+	resp, err := o.Response(doc, status)
+	require.NoError(t, err, "%s answered %d", o, status)
+	return resp
 }
 
-func requireHeaders(t *testing.T, doc map[string]any, o operation, resp map[string]any, got http.Header) {
+func requireHeaders(t *testing.T, doc map[string]any, o apidoc.Operation, resp map[string]any, got http.Header) {
 	t.Helper()
 	hdrs, _ := resp["headers"].(map[string]any)
 	for name, h := range hdrs {
@@ -491,33 +384,27 @@ func TestOpenAPIMediaCheckExamples(t *testing.T) {
 	checker := &stubMedia{}
 	e := testServer(t, Deps{Media: checker})
 
-	var o operation
+	var o apidoc.Operation
 	for _, op := range operations(t, doc) {
-		if op.method == http.MethodPost && op.path == "/api/mms/media/check" {
+		if op.Method == http.MethodPost && op.Path == "/api/mms/media/check" {
 			o = op
 		}
 	}
-	require.NotNil(t, o.op, "POST /api/mms/media/check is not described")
-	content := deref(t, doc, o.op["requestBody"])["content"].(map[string]any)
+	require.NotNil(t, o.Op, "POST /api/mms/media/check is not described")
+	content := deref(t, doc, o.Op["requestBody"])["content"].(map[string]any)
 	mt := content["application/json"].(map[string]any)
-	var examples []any
-	if ex, ok := mt["example"]; ok {
-		examples = append(examples, ex)
-	}
-	exs, _ := mt["examples"].(map[string]any)
-	for _, ex := range exs {
-		examples = append(examples, deref(t, doc, ex)["value"])
-	}
+	examples, err := apidoc.Examples(doc, mt)
+	require.NoError(t, err, "the media check's request examples")
 	require.NotEmpty(t, examples, "the media check has no request example")
-	for _, ex := range examples {
-		b, err := json.Marshal(ex)
+	for _, name := range slices.Sorted(maps.Keys(examples)) {
+		b, err := json.Marshal(examples[name])
 		require.NoError(t, err)
-		req := httptest.NewRequest(http.MethodPost, o.path, strings.NewReader(string(b)))
+		req := httptest.NewRequest(http.MethodPost, o.Path, strings.NewReader(string(b)))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-API-Key", docTestKey)
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, req)
-		require.Equal(t, http.StatusOK, rec.Code, "example %s: %s", b, rec.Body)
+		require.Equal(t, http.StatusOK, rec.Code, "example %s %s: %s", name, b, rec.Body)
 		requireHeaders(t, doc, o, documentedResponse(t, doc, o, rec.Code), rec.Header())
 	}
 	require.Len(t, checker.urls, len(examples))
@@ -602,19 +489,17 @@ func jsonFields(t reflect.Type) (all, always []string) {
 
 func schemaFields(t *testing.T, doc map[string]any, name string) (props, required []string) {
 	t.Helper()
-	s, ok := pointer(doc, "#/components/schemas/"+name)
-	require.True(t, ok, "no schema %s", name)
+	s, err := apidoc.Pointer(doc, "#/components/schemas/"+name)
+	require.NoError(t, err, "no schema %s", name)
 	m := s.(map[string]any)
 	p, _ := m["properties"].(map[string]any)
 	props = slices.Sorted(maps.Keys(p))
-	for _, r := range anyList(m["required"]) {
+	for _, r := range apidoc.List(m["required"]) {
 		required = append(required, r.(string))
 	}
 	slices.Sort(required)
 	return props, required
 }
-
-func anyList(v any) []any { l, _ := v.([]any); return l }
 
 // TestOpenAPISchemasMatchTypes: each schema has exactly the fields of the
 // Go type behind it. For answers, the fields always present are exactly
@@ -633,7 +518,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		props, _ := schemaFields(t, doc, name)
 		fields, _ := jsonFields(typ)
 		require.Equal(t, fields, props, "schema %s against %s", name, typ)
-		s, _ := pointer(doc, "#/components/schemas/"+name)
+		s, _ := apidoc.Pointer(doc, "#/components/schemas/"+name)
 		require.Equal(t, false, s.(map[string]any)["additionalProperties"],
 			"%s: the server refuses unknown fields; say so", name)
 	}
@@ -681,16 +566,16 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 func TestOpenAPICampaignFields(t *testing.T) {
 	t.Parallel()
 	doc := loadDoc(t)
-	var o operation
+	var o apidoc.Operation
 	for _, op := range operations(t, doc) {
-		if op.method == http.MethodPost && op.path == "/api/mms/campaigns" {
+		if op.Method == http.MethodPost && op.Path == "/api/mms/campaigns" {
 			o = op
 		}
 	}
-	require.NotNil(t, o.op, "POST /api/mms/campaigns is not described")
+	require.NotNil(t, o.Op, "POST /api/mms/campaigns is not described")
 
 	var query []string
-	for _, p := range o.params(t, doc) {
+	for _, p := range o.Params {
 		if p["in"] != "query" {
 			continue
 		}

@@ -20,9 +20,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/mmsgate/mmsgate/internal/api"
+	"github.com/mmsgate/mmsgate/internal/api/apidoc"
 )
 
 // TestOpenAPIExamples fetches the OpenAPI document from a running API and
@@ -49,47 +49,49 @@ func TestOpenAPIExamples(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", raw)
 	require.Equal(t, api.OpenAPIContentType, resp.Header.Get("Content-Type"))
-	var doc map[string]any
-	require.NoError(t, yaml.Unmarshal(raw, &doc))
+	doc, err := apidoc.Parse(raw)
+	require.NoError(t, err, "the served document")
 	v := &docChecker{doc: doc}
 
 	// Every example matches its schema.
-	n := v.checkExamples(t, doc, "#")
+	n := v.checkExamples(t)
 	require.Greater(t, n, 20, "too few examples found: is the walk broken?")
 
-	ops := v.operations(t)
+	ops, err := apidoc.Operations(doc)
+	require.NoError(t, err)
 	// Each documented path template that a Location header named, with
 	// the paths it named, in the order of the examples.
 	known := map[string][]string{}
 	sent := 0
 	for _, o := range ops {
-		if o.op["requestBody"] == nil {
+		if o.Op["requestBody"] == nil {
 			continue
 		}
 		// The media check fetches its URL from the Internet, which tests
 		// must not reach; internal/api's TestOpenAPIMediaCheckExamples sends
 		// these examples to the handler with a checker that fetches nothing.
-		if o.path == "/api/mms/media/check" {
+		if o.Path == "/api/mms/media/check" {
 			continue
 		}
-		body := v.deref(t, o.op["requestBody"])
+		body := v.deref(t, o.Op["requestBody"])
 		content := body["content"].(map[string]any)
 		for _, mt := range slices.Sorted(maps.Keys(content)) {
 			media := content[mt].(map[string]any)
-			examples := v.examples(t, media)
+			examples, err := apidoc.Examples(doc, media)
+			require.NoError(t, err, "%s %s", o, mt)
 			for _, name := range slices.Sorted(maps.Keys(examples)) {
 				ex := examples[name]
 				what := fmt.Sprintf("%s %s example %s", o, mt, name)
 				reqBody, ctype := v.encode(t, what, mt, media, ex)
-				path := v.fillPath(t, o, firstOf(known), true)
+				path := fillPath(t, o, firstOf(known), true)
 				if mt != "application/json" {
-					path += v.exampleQuery(t, o)
+					path += exampleQuery(o)
 				}
 				var hdr []string
-				if o.hasHeader(t, v, "X-Sinch-Webhook-Signature") {
+				if hasHeader(o, "X-Sinch-Webhook-Signature") {
 					hdr = sign(webhookSecret, reqBody) // as Sinch signs; no API key
 				}
-				r := s.do(t, o.method, path, ctype, reqBody, hdr...)
+				r := s.do(t, o.Method, path, ctype, reqBody, hdr...)
 				require.True(t, r.status >= 200 && r.status < 300,
 					"%s was refused: %d %v\nbody: %s", what, r.status, r.body, reqBody)
 				v.checkAnswer(t, what, o, r)
@@ -109,23 +111,23 @@ func TestOpenAPIExamples(t *testing.T) {
 	// examples created, so that each kind of job and campaign is compared
 	// with its schema; the others take the first.
 	order := map[string]int{http.MethodGet: 0, http.MethodPost: 1, http.MethodPut: 1, http.MethodDelete: 2}
-	rest := slices.DeleteFunc(slices.Clone(ops), func(o docOperation) bool { return o.op["requestBody"] != nil })
-	slices.SortStableFunc(rest, func(a, b docOperation) int { return order[a.method] - order[b.method] })
+	rest := slices.DeleteFunc(slices.Clone(ops), func(o apidoc.Operation) bool { return o.Op["requestBody"] != nil })
+	slices.SortStableFunc(rest, func(a, b apidoc.Operation) int { return order[a.Method] - order[b.Method] })
 	for _, o := range rest {
 		fills := []map[string]string{firstOf(known)}
-		if o.method == http.MethodGet {
+		if o.Method == http.MethodGet {
 			fills = eachOf(known)
 		}
 		done := map[string]bool{}
 		for _, fill := range fills {
-			path := v.fillPath(t, o, fill, false)
+			path := fillPath(t, o, fill, false)
 			if done[path] {
 				continue
 			}
 			done[path] = true
-			r := s.do(t, o.method, path, "", "")
+			r := s.do(t, o.Method, path, "", "")
 			what := fmt.Sprintf("%s (%s)", o, path)
-			if o.method == http.MethodGet || o.method == http.MethodDelete {
+			if o.Method == http.MethodGet || o.Method == http.MethodDelete {
 				require.True(t, r.status >= 200 && r.status < 300, "%s: %d %v", what, r.status, r.body)
 			}
 			v.checkAnswer(t, what, o, r)
@@ -163,74 +165,15 @@ func eachOf(known map[string][]string) []map[string]string {
 // being described is found.
 type docChecker struct{ doc map[string]any }
 
-func (v *docChecker) pointer(t *testing.T, ref string) any {
-	t.Helper()
-	require.True(t, strings.HasPrefix(ref, "#/"), "non-local $ref %s", ref)
-	var n any = v.doc
-	for _, part := range strings.Split(ref[2:], "/") {
-		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
-		m, ok := n.(map[string]any)
-		require.True(t, ok, "$ref %s does not resolve", ref)
-		n, ok = m[part]
-		require.True(t, ok, "$ref %s does not resolve", ref)
-	}
-	return n
-}
-
 func (v *docChecker) deref(t *testing.T, n any) map[string]any {
 	t.Helper()
-	for range 10 {
-		m, ok := n.(map[string]any)
-		if !ok {
-			return nil
-		}
-		ref, ok := m["$ref"].(string)
-		if !ok {
-			return m
-		}
-		n = v.pointer(t, ref)
-	}
-	t.Fatalf("$ref chain too long")
-	return nil
+	m, err := apidoc.Deref(v.doc, n)
+	require.NoError(t, err)
+	return m
 }
 
-type docOperation struct {
-	path, method string
-	op, item     map[string]any
-}
-
-func (o docOperation) String() string { return o.method + " " + o.path }
-
-func (v *docChecker) operations(t *testing.T) []docOperation {
-	t.Helper()
-	paths := v.doc["paths"].(map[string]any)
-	var out []docOperation
-	for _, p := range slices.Sorted(maps.Keys(paths)) {
-		item := paths[p].(map[string]any)
-		for _, m := range []string{"get", "put", "post", "delete", "patch"} {
-			if op, ok := item[m].(map[string]any); ok {
-				out = append(out, docOperation{path: p, method: strings.ToUpper(m), op: op, item: item})
-			}
-		}
-	}
-	require.NotEmpty(t, out)
-	return out
-}
-
-func (o docOperation) params(t *testing.T, v *docChecker) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, src := range []any{o.item["parameters"], o.op["parameters"]} {
-		list, _ := src.([]any)
-		for _, p := range list {
-			out = append(out, v.deref(t, p))
-		}
-	}
-	return out
-}
-
-func (o docOperation) hasHeader(t *testing.T, v *docChecker, name string) bool {
-	for _, p := range o.params(t, v) {
+func hasHeader(o apidoc.Operation, name string) bool {
+	for _, p := range o.Params {
 		if p["in"] == "header" && p["name"] == name {
 			return true
 		}
@@ -238,56 +181,32 @@ func (o docOperation) hasHeader(t *testing.T, v *docChecker, name string) bool {
 	return false
 }
 
-// examples lists a media type's examples by name: "example" for the single
-// one, the keys of "examples" for the others.
-func (v *docChecker) examples(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	out := map[string]any{}
-	if ex, ok := m["example"]; ok {
-		out["example"] = ex
-	}
-	exs, _ := m["examples"].(map[string]any)
-	for name, ex := range exs {
-		e := v.deref(t, ex)
-		require.Contains(t, e, "value", "example %s has no value", name)
-		out[name] = e["value"]
-	}
-	return out
-}
-
-// checkExamples checks every example below n against its schema and
-// returns how many it checked. An object with both "schema" and examples
-// is a parameter, header or media type; one with "example" but no schema
-// is a schema itself.
-func (v *docChecker) checkExamples(t *testing.T, n any, at string) int {
+// checkExamples checks every example in the document against its schema
+// and returns how many it checked. An object with both "schema" and
+// examples is a parameter, header or media type; one with "example" but no
+// schema is a schema itself.
+func (v *docChecker) checkExamples(t *testing.T) int {
 	t.Helper()
 	count := 0
-	switch m := n.(type) {
-	case map[string]any:
+	apidoc.Walk(v.doc, func(at string, m map[string]any) {
 		schema, hasSchema := m["schema"]
 		if !hasSchema {
 			schema = m
 		}
 		_, hasExample := m["example"]
 		_, hasExamples := m["examples"]
-		if hasExample || (hasExamples && hasSchema) {
-			for name, ex := range v.examples(t, m) {
-				if errs := v.validate(t, schema, ex, "$"); len(errs) > 0 {
-					t.Errorf("%s: %s does not match its schema:\n  %s", at, name, strings.Join(errs, "\n  "))
-				}
-				count++
+		if !hasExample && !(hasExamples && hasSchema) {
+			return
+		}
+		examples, err := apidoc.Examples(v.doc, m)
+		require.NoError(t, err, at)
+		for _, name := range slices.Sorted(maps.Keys(examples)) {
+			if errs := v.validate(t, schema, examples[name], "$"); len(errs) > 0 {
+				t.Errorf("%s: %s does not match its schema:\n  %s", at, name, strings.Join(errs, "\n  "))
 			}
+			count++
 		}
-		for k, c := range m {
-			if k != "example" && k != "examples" {
-				count += v.checkExamples(t, c, at+"/"+k)
-			}
-		}
-	case []any:
-		for i, c := range m {
-			count += v.checkExamples(t, c, at+"/"+strconv.Itoa(i))
-		}
-	}
+	})
 	return count
 }
 
@@ -329,10 +248,9 @@ func (v *docChecker) encode(t *testing.T, what, mt string, media map[string]any,
 
 // exampleQuery is the query made of the operation's query parameters that
 // have examples, as sent with a body that is not JSON.
-func (v *docChecker) exampleQuery(t *testing.T, o docOperation) string {
-	t.Helper()
+func exampleQuery(o apidoc.Operation) string {
 	q := url.Values{}
-	for _, p := range o.params(t, v) {
+	for _, p := range o.Params {
 		if p["in"] == "query" && p["example"] != nil {
 			q.Set(p["name"].(string), fmt.Sprint(p["example"]))
 		}
@@ -343,23 +261,21 @@ func (v *docChecker) exampleQuery(t *testing.T, o docOperation) string {
 	return "?" + q.Encode()
 }
 
-var templateParam = regexp.MustCompile(`\{([^}]+)\}`)
-
 // fillPath fills the operation's path parameters. A path below one that a
 // Location header named (a job, a campaign, a suppression) takes its
 // values from it; a parameter named secret is the report endpoint's; any
 // other takes its documented example (only for requests with a body, which
 // create what later calls use).
-func (v *docChecker) fillPath(t *testing.T, o docOperation, known map[string]string, useExamples bool) string {
+func fillPath(t *testing.T, o apidoc.Operation, known map[string]string, useExamples bool) string {
 	t.Helper()
-	path := o.path
+	path := o.Path
 	for _, tmpl := range slices.Sorted(maps.Keys(known)) {
 		if rest, ok := strings.CutPrefix(path, tmpl); ok && (rest == "" || rest[0] == '/') {
 			path = known[tmpl] + rest
 			break
 		}
 	}
-	for _, p := range o.params(t, v) {
+	for _, p := range o.Params {
 		name, _ := p["name"].(string)
 		if p["in"] != "path" || !strings.Contains(path, "{"+name+"}") {
 			continue
@@ -376,7 +292,7 @@ func (v *docChecker) fillPath(t *testing.T, o docOperation, known map[string]str
 		// A + in a path segment is sent as %2B, as the API asks.
 		path = strings.ReplaceAll(path, "{"+name+"}", strings.ReplaceAll(url.PathEscape(val), "+", "%2B"))
 	}
-	require.NotRegexp(t, templateParam, path, "%s: a path parameter left unfilled", o)
+	require.NotRegexp(t, apidoc.PathParam, path, "%s: a path parameter left unfilled", o)
 	return path
 }
 
@@ -391,7 +307,7 @@ func (v *docChecker) templateOf(t *testing.T, path string) string {
 		}
 		match := true
 		for i, ts := range tsegs {
-			if ts != segs[i] && !(templateParam.MatchString(ts) && segs[i] != "") {
+			if ts != segs[i] && !(apidoc.PathParam.MatchString(ts) && segs[i] != "") {
 				match = false
 				break
 			}
@@ -406,18 +322,10 @@ func (v *docChecker) templateOf(t *testing.T, path string) string {
 // checkAnswer checks that the operation documents the answer's status, its
 // required headers and its content type, and that a JSON body matches the
 // documented schema.
-func (v *docChecker) checkAnswer(t *testing.T, what string, o docOperation, r response) {
+func (v *docChecker) checkAnswer(t *testing.T, what string, o apidoc.Operation, r response) {
 	t.Helper()
-	responses := o.op["responses"].(map[string]any)
-	code := strconv.Itoa(r.status)
-	var doc map[string]any
-	for _, k := range []string{code, code[:1] + "XX", "default"} {
-		if d, ok := responses[k]; ok {
-			doc = v.deref(t, d)
-			break
-		}
-	}
-	require.NotNil(t, doc, "%s answered %d, which is not documented: %v", what, r.status, r.body)
+	doc, err := o.Response(v.doc, r.status)
+	require.NoError(t, err, "%s answered %d: %v", what, r.status, r.body)
 
 	hdrs, _ := doc["headers"].(map[string]any)
 	for name, h := range hdrs {
@@ -473,10 +381,10 @@ func (v *docChecker) validate(t *testing.T, schema, val any, at string) []string
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, at+": "+fmt.Sprintf(format, args...)) }
 
-	for _, sub := range listOf(s["allOf"]) {
+	for _, sub := range apidoc.List(s["allOf"]) {
 		errs = append(errs, v.validate(t, sub, val, at)...)
 	}
-	if alts := listOf(s["oneOf"]); len(alts) > 0 {
+	if alts := apidoc.List(s["oneOf"]); len(alts) > 0 {
 		matched := 0
 		var first []string
 		for _, alt := range alts {
@@ -491,7 +399,7 @@ func (v *docChecker) validate(t *testing.T, schema, val any, at string) []string
 			errs = append(errs, first...)
 		}
 	}
-	if enum := listOf(s["enum"]); len(enum) > 0 && !slices.ContainsFunc(enum, func(e any) bool { return sameJSON(e, val) }) {
+	if enum := apidoc.List(s["enum"]); len(enum) > 0 && !slices.ContainsFunc(enum, func(e any) bool { return sameJSON(e, val) }) {
 		bad("%v is not one of %v", val, enum)
 	}
 
@@ -506,7 +414,7 @@ func (v *docChecker) validate(t *testing.T, schema, val any, at string) []string
 			bad("%T where an object is expected", val)
 			break
 		}
-		for _, r := range listOf(s["required"]) {
+		for _, r := range apidoc.List(s["required"]) {
 			if _, ok := obj[r.(string)]; !ok {
 				bad("required property %s is missing", r)
 			}
@@ -595,8 +503,6 @@ func (v *docChecker) validate(t *testing.T, schema, val any, at string) []string
 	}
 	return errs
 }
-
-func listOf(v any) []any { l, _ := v.([]any); return l }
 
 func numeric(v any) (float64, bool) {
 	switch n := v.(type) {
