@@ -44,6 +44,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -97,6 +98,16 @@ type config struct {
 }
 
 func main() {
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), "usage: sinchsim\n\n"+
+			"Runs the Sinch XMS simulator. It takes no arguments: every setting is a SINCHSIM_*\n"+
+			"environment variable (SINCHSIM_ADDR, default 127.0.0.1:9090; see README \"The Sinch simulator\").\n")
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "sinchsim:", err)
 		os.Exit(1)

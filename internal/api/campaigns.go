@@ -482,6 +482,7 @@ func (s *server) cancelCampaign(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout+s.cfg.BulkTimeout)
 	defer cancel()
+	s.flushLater(c, "", id)
 	sum, err := s.deps.Campaigns.Cancel(ctx, id)
 	if err != nil {
 		return s.campaignError(c, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
+	"github.com/mmsgate/mmsgate/internal/callback"
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/mms"
 	"github.com/mmsgate/mmsgate/internal/task"
@@ -36,6 +37,7 @@ func (s *server) cancelJob(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()
 
+	s.flushLater(c, id, "")
 	if err := s.deps.Store.Cancel(ctx, id); err != nil {
 		return s.operatorError(c, err, "not_cancelable", "the job cannot be canceled: ")
 	}
@@ -51,6 +53,26 @@ func (s *server) cancelJob(c echo.Context) error {
 		reqLog(c, s.deps.Log).Debug().Err(err).Msg("task of canceled job not removed")
 	}
 	return c.JSON(http.StatusOK, viewOf(j))
+}
+
+// flushLater queues, before a cancel, the task that a while later queues
+// any client callback the cancel leaves unqueued, should this process die
+// between the two (see internal/callback). Without callbacks there is
+// nothing to do; a failure here only loses that safety net, so it is
+// logged, not returned.
+func (s *server) flushLater(c echo.Context, jobID, campaignID string) {
+	if !s.cfg.Rules.Callbacks {
+		return
+	}
+	t, err := callback.NewFlushTask(jobID, campaignID)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+		_, err = s.deps.Queue.EnqueueContext(ctx, t)
+		cancel()
+	}
+	if err != nil {
+		reqLog(c, s.deps.Log).Warn().Err(err).Msg("callback flush not queued; a crash now could strand a callback")
+	}
 }
 
 // retryJob re-drives a failed job with a fresh attempt budget: POST

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -94,7 +95,7 @@ func RunAPI(ctx context.Context, cfg config.API, log zerolog.Logger, ready func(
 		acfg.Rules.MediaHostAllowed = allow.Allows
 	}
 	store := jobstore.New(rdb, cfg.JobRetention)
-	callbackAllow, err := clientCallbacks(cfg.Common, store, queue, log)
+	callbackAllow, _, err := clientCallbacks(cfg.Common, store, queue, log)
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 	store := jobstore.New(rdb, cfg.JobRetention)
 	campaigns := campaign.New(rdb, store, cfg.JobRetention)
 	queue := asynq.NewClientFromRedisClient(rdb)
-	callbackAllow, err := clientCallbacks(cfg.Common, store, queue, log)
+	callbackAllow, outbox, err := clientCallbacks(cfg.Common, store, queue, log)
 	if err != nil {
 		return err
 	}
@@ -251,6 +252,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 			PollInterval:    cfg.PollInterval,
 			Backoff:         worker.Backoff{Base: cfg.ClientCallbackRetryBase, Max: cfg.ClientCallbackRetryMax},
 		}, d, log)
+		cbMux.Handle(callback.TypeFlush, callback.NewFlusher(outbox, campaigns.Jobs))
 		if err := cbSrv.Start(cbMux); err != nil {
 			srv.Shutdown()
 			return fmt.Errorf("start callback delivery: %w", err)
@@ -275,17 +277,18 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 // clientCallbacks makes the store queue the delivery of every callback
 // event it records, and returns the allow-list of callback addresses.
 func clientCallbacks(cfg config.Common, store *jobstore.Store, queue *asynq.Client,
-	log zerolog.Logger) (media.AllowList, error) {
+	log zerolog.Logger) (media.AllowList, *callback.Outbox, error) {
 	allow, err := cfg.CallbackAllow()
 	if err != nil {
-		return allow, err
+		return allow, nil, err
 	}
-	store.SetNotifier(callback.NewOutbox(store, queue, cfg.ClientCallbackMaxAttempts, log).Notify)
+	outbox := callback.NewOutbox(store, queue, cfg.ClientCallbackMaxAttempts, log)
+	store.SetNotifier(outbox.Notify)
 	if !allow.Empty() {
 		log.Warn().Str("client_callback_allowed_hosts", allow.String()).
 			Msg("callbacks may go to these non-public addresses; leave CLIENT_CALLBACK_ALLOWED_HOSTS empty in production")
 	}
-	return allow, nil
+	return allow, outbox, nil
 }
 
 // mediaChecker builds the media checks from the settings, with the cache
@@ -353,6 +356,15 @@ func limits(cfg config.Worker, rdb redis.UniversalClient, log zerolog.Logger) *w
 // and exit status 1.
 func Main[C interface{ Level() string }](service string, load func() (C, error),
 	run func(context.Context, C, zerolog.Logger) error) {
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s\n\nRuns mmsgate's %s. It takes no arguments: every setting is "+
+			"an environment variable (see .env.example and the README's Configuration).\n", service, service)
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
 	if err := mainErr(service, load, run); err != nil {
 		fmt.Fprintf(os.Stderr, "mmsgate %s: %v\n", service, err)
 		os.Exit(1)

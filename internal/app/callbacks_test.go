@@ -244,6 +244,7 @@ func TestCallbackURLValidation(t *testing.T) {
 		{"http://10.0.0.7/x", "host 10.0.0.7 is not a public address"},
 		{"http://169.254.169.254/latest", "host 169.254.169.254 is not a public address"},
 		{"http://hooks.internal/x", `host "hooks.internal" is not a public DNS name`},
+		{`https://hooks.example.com/\ud800`, "must not contain invalid escapes"},
 	} {
 		r := s.do(t, http.MethodPost, "/api/mms/send", "application/json",
 			`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","callback_url":"`+c.url+`"}`)
@@ -268,4 +269,29 @@ func TestCallbackURLValidation(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, queues, "nothing enqueued")
 	}
+}
+
+// TestCancelQueuesAFlush: a cancel of a job with callbacks queues its
+// event at once and, as a safety net should the API die in between, a
+// flush of the job's outbox a while later.
+func TestCancelQueuesAFlush(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{clientCallbacks: true, noWorker: true})
+	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json",
+		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","callback_url":"https://hooks.example.com/x",`+
+			`"send_at":"`+time.Now().Add(time.Hour).Format(time.RFC3339)+`"}`)
+	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
+	id := r.body["job_id"].(string)
+	require.Equal(t, http.StatusOK, s.do(t, http.MethodDelete, "/api/mms/jobs/"+id, "", "").status)
+
+	insp := s.inspector(t)
+	pending, err := insp.ListPendingTasks("mms:callbacks")
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, "callback:deliver", pending[0].Type)
+	later, err := insp.ListScheduledTasks("mms:callbacks")
+	require.NoError(t, err)
+	require.Len(t, later, 1)
+	require.Equal(t, "callback:flush", later[0].Type)
+	require.Contains(t, string(later[0].Payload), id)
 }

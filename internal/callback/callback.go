@@ -117,7 +117,16 @@ func bodyOf(box jobstore.OutboxState, e jobstore.CallbackEvent) ([]byte, error) 
 type payload struct {
 	JobID string `json:"job_id"`
 	Seq   int64  `json:"seq"`
+	// Attempts is the delivery's budget, CLIENT_CALLBACK_MAX_ATTEMPTS when
+	// it was queued. The handler keeps to it; asynq's own cap is a few
+	// retries above, so that an attempt cut short by a crash is made again
+	// and, if it was the last, the event is given up on by the handler,
+	// which counts it, rather than archived by asynq unseen.
+	Attempts int `json:"max"`
 }
+
+// safetyRetries is how many retries asynq allows beyond the budget.
+const safetyRetries = 3
 
 // Enqueuer puts tasks on the queue; *asynq.Client is one.
 type Enqueuer interface {
@@ -127,17 +136,16 @@ type Enqueuer interface {
 // Outbox queues the events waiting in jobs' outboxes. Its Notify is the
 // job store's Notifier.
 type Outbox struct {
-	store *jobstore.Store
-	queue Enqueuer
-	// maxRetry is how often a delivery is retried after its first attempt.
-	maxRetry int
+	store    *jobstore.Store
+	queue    Enqueuer
+	attempts int // per event
 	log      zerolog.Logger
 }
 
 // NewOutbox returns an outbox that queues deliveries of at most attempts
 // tries each.
 func NewOutbox(store *jobstore.Store, q Enqueuer, attempts int, log zerolog.Logger) *Outbox {
-	return &Outbox{store: store, queue: q, maxRetry: max(attempts-1, 0), log: log}
+	return &Outbox{store: store, queue: q, attempts: max(attempts, 1), log: log}
 }
 
 // TaskID is the asynq task ID of event seq of job id: one task an event,
@@ -156,15 +164,77 @@ func (o *Outbox) Notify(ctx context.Context, id string) error {
 		return err
 	}
 	for _, e := range box.Events {
-		b, err := json.Marshal(payload{JobID: id, Seq: e.Seq})
+		b, err := json.Marshal(payload{JobID: id, Seq: e.Seq, Attempts: o.attempts})
 		if err != nil {
 			return err
 		}
 		t := asynq.NewTask(TypeDeliver, b, asynq.TaskID(TaskID(id, e.Seq)), asynq.Queue(Queue),
-			asynq.MaxRetry(o.maxRetry))
+			asynq.MaxRetry(o.attempts-1+safetyRetries))
 		if _, err := o.queue.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			o.log.Warn().Err(err).Str("job_id", id).Int64("seq", e.Seq).
 				Msg("client callback not queued; it waits in the job's outbox")
+			return err
+		}
+	}
+	return nil
+}
+
+// TypeFlush is the task that queues, a while after an operator's cancel,
+// whatever events the cancel left in the jobs' outboxes: the API that made
+// the change may have died before it queued them, and nothing else would.
+const TypeFlush = "callback:flush"
+
+// flushDelay is how long after the cancel the flush runs.
+const flushDelay = 30 * time.Second
+
+type flushPayload struct {
+	JobID    string `json:"job_id,omitempty"`
+	Campaign string `json:"campaign_id,omitempty"`
+}
+
+// NewFlushTask returns the flush of one job's outbox, or of every job of a
+// campaign.
+func NewFlushTask(jobID, campaignID string) (*asynq.Task, error) {
+	b, err := json.Marshal(flushPayload{JobID: jobID, Campaign: campaignID})
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeFlush, b, asynq.Queue(Queue), asynq.ProcessIn(flushDelay), asynq.MaxRetry(5)), nil
+}
+
+// Flusher runs flush tasks.
+type Flusher struct {
+	outbox *Outbox
+	// jobsOf lists a campaign's jobs.
+	jobsOf func(ctx context.Context, campaignID string) ([]string, error)
+}
+
+// NewFlusher returns a flusher that queues through o and lists campaigns'
+// jobs with jobsOf.
+func NewFlusher(o *Outbox, jobsOf func(ctx context.Context, campaignID string) ([]string, error)) *Flusher {
+	return &Flusher{outbox: o, jobsOf: jobsOf}
+}
+
+// ProcessTask queues the events waiting in the named outboxes.
+func (f *Flusher) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p flushPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad flush task payload: %w", asynq.SkipRetry)
+	}
+	var ids []string
+	switch {
+	case mms.ValidJobID(p.JobID):
+		ids = []string{p.JobID}
+	case mms.ValidJobID(p.Campaign):
+		var err error
+		if ids, err = f.jobsOf(ctx, p.Campaign); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("bad flush task payload: %w", asynq.SkipRetry)
+	}
+	for _, id := range ids {
+		if err := f.outbox.Notify(ctx, id); err != nil {
 			return err
 		}
 	}

@@ -250,7 +250,7 @@ func TestOutboxNotifyQueuesEachEventOnce(t *testing.T) {
 	require.Len(t, tasks, 2)
 	for _, ti := range tasks {
 		require.Equal(t, TypeDeliver, ti.Type)
-		require.Equal(t, 4, ti.MaxRetry)
+		require.Equal(t, 4+safetyRetries, ti.MaxRetry, "asynq's cap is a few retries above the budget")
 		var p payload
 		require.NoError(t, json.Unmarshal(ti.Payload, &p))
 		require.Equal(t, TaskID(j.ID, p.Seq), ti.ID)
@@ -261,4 +261,57 @@ func TestOutboxNotifyQueuesEachEventOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, tasks, 2)
 	require.Equal(t, "cb:"+j.ID+":"+strconv.Itoa(1), TaskID(j.ID, 1))
+}
+
+// TestErrorsKeepTheURLOut: a callback URL may carry the client's token;
+// no error (which asynq and the logs show) repeats it.
+func TestErrorsKeepTheURLOut(t *testing.T) {
+	f := setup(t)
+	f.rc.handler = func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close() // no answer at all
+		}
+	}
+	j := f.sentJob(t, f.url+"?token=SECRET-TOKEN-42")
+	err := f.d.ProcessTask(context.Background(), task(t, j.ID, 1))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "SECRET-TOKEN-42")
+	require.NotContains(t, err.Error(), "/hooks/mms")
+}
+
+// TestFlushQueuesStrandedEvents: events a process left in outboxes without
+// queuing them (it died between the change and the enqueue) are queued by
+// a flush of the job, or of its campaign.
+func TestFlushQueuesStrandedEvents(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	store := jobstore.New(rdb, time.Hour) // no notifier: nothing is queued as it happens
+	f := &fixture{store: store}
+	one := f.sentJob(t, "https://hooks.example.com/x")
+	two := f.sentJob(t, "https://hooks.example.com/y")
+	o := NewOutbox(store, asynq.NewClientFromRedisClient(rdb), 3, zerolog.Nop())
+	fl := NewFlusher(o, func(_ context.Context, id string) ([]string, error) {
+		require.Equal(t, "01m91ek3d1zxwq3cf9w0m4a7gb", id)
+		return []string{one.ID, two.ID}, nil
+	})
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	pending := func() int {
+		tasks, err := insp.ListPendingTasks(Queue)
+		if err != nil {
+			return 0 // the queue does not exist yet
+		}
+		return len(tasks)
+	}
+
+	flush, err := NewFlushTask(one.ID, "")
+	require.NoError(t, err)
+	require.NoError(t, fl.ProcessTask(context.Background(), flush))
+	require.Equal(t, 2, pending(), "the job's two events")
+
+	flush, err = NewFlushTask("", "01m91ek3d1zxwq3cf9w0m4a7gb")
+	require.NoError(t, err)
+	require.NoError(t, fl.ProcessTask(context.Background(), flush))
+	require.Equal(t, 4, pending(), "and the other job's, once each")
+	require.ErrorIs(t, fl.ProcessTask(context.Background(), asynq.NewTask(TypeFlush, []byte(`{}`))), asynq.SkipRetry)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -123,11 +124,10 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 
 	var aerr *media.AddressError
-	last := errors.As(err, &aerr)
-	if n, ok := asynq.GetRetryCount(ctx); ok {
-		if m, ok := asynq.GetMaxRetry(ctx); ok && n >= m {
-			last = true
-		}
+	refused := errors.As(err, &aerr)
+	last := refused
+	if n, ok := asynq.GetRetryCount(ctx); ok && n+1 >= max(p.Attempts, 1) {
+		last = true
 	}
 	log = log.With().Int("http_status", code).Str("error", logging.MaskNumbers(err.Error())).
 		Dur("duration_ms", took).Logger()
@@ -140,21 +140,24 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if _, derr := d.store.EventDone(context.WithoutCancel(ctx), p.JobID, p.Seq, true); derr != nil {
 		log.Warn().Err(derr).Msg("client callback given up on, but not marked so")
 	}
-	log.Error().Msg("client callback given up on: the client's endpoint did not take it; the task is archived")
-	if aerr != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	if refused {
+		log.Error().Msg("client callback given up on before connecting: its address is not public and not on " +
+			"this worker's CLIENT_CALLBACK_ALLOWED_HOSTS; the task is archived")
+	} else {
+		log.Error().Int("attempts", p.Attempts).
+			Msg("client callback given up on: the client's endpoint did not take it; the task is archived")
 	}
-	return err
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
 // post sends one callback; nil means the client answered 2xx.
-func (d *Deliverer) post(ctx context.Context, url, eventID string, body []byte) (int, error) {
-	if err := media.ValidateURL(url); err != nil {
-		return 0, &media.AddressError{Host: url, Why: "not a URL callbacks may use: " + err.Error()}
+func (d *Deliverer) post(ctx context.Context, target, eventID string, body []byte) (int, error) {
+	if err := media.ValidateURL(target); err != nil {
+		return 0, &media.AddressError{Host: "callback_url", Why: "not a URL callbacks may use: " + err.Error()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -165,6 +168,11 @@ func (d *Deliverer) post(ctx context.Context, url, eventID string, body []byte) 
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, Sign(d.cfg.Secret, ts, body))
 	resp, err := d.client.Do(req)
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		// Its text holds the whole URL, which may carry the client's token.
+		return 0, fmt.Errorf("%s callback: %w", uerr.Op, uerr.Err)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -186,6 +186,19 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 }
 
 // Get returns a campaign's record and state.
+// Jobs lists the IDs of the jobs made so far for campaign id; none for a
+// campaign that is not kept (any more).
+func (s *Store) Jobs(ctx context.Context, id string) ([]string, error) {
+	_, st, err := s.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return JobIDs(id, 0, st.Made), nil
+}
+
 func (s *Store) Get(ctx context.Context, id string) (*Record, State, error) {
 	v, err := s.rdb.HMGet(ctx, key(id), "rec", "st", "made", "cat").Result()
 	if err != nil {

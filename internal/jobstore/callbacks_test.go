@@ -198,11 +198,60 @@ func TestOutboxIsBounded(t *testing.T) {
 	j, _ := b.withCallback(t)
 	for range maxOutbox/2 + 1 {
 		b.begin(t, j.ID)
-		b.finish(t, j.ID, Outcome{Status: mms.StatusRetrying, NextAttemptAt: clock, Uncount: true})
+		b.finish(t, j.ID, Outcome{Status: mms.StatusRetrying, NextAttemptAt: clock,
+			Err: &mms.JobError{Code: "sinch_unavailable"}})
 	}
 	box := b.outbox(t, j.ID)
 	require.Len(t, box.Events, maxOutbox)
 	require.Equal(t, int64(maxOutbox/2*2+2), box.Events[maxOutbox-1].Seq)
 	require.Equal(t, int64(3), box.Events[0].Seq)
 	require.Equal(t, mms.CallbackCounts{Pending: maxOutbox, Failed: 2}, b.get(t, j.ID).Callbacks)
+}
+
+// TestWaitsPostOnce: a run of waits (retries that give their attempt back)
+// posts one retrying event; the attempts and waits after it post none,
+// until a change that is not a wait.
+func TestWaitsPostOnce(t *testing.T) {
+	b := setup(t)
+	j, _ := b.withCallback(t)
+	wait := Outcome{Status: mms.StatusRetrying, NextAttemptAt: clock, Uncount: true,
+		Err: &mms.JobError{Code: "media_http_status"}}
+	for range 5 {
+		b.begin(t, j.ID)
+		b.finish(t, j.ID, wait)
+	}
+	b.begin(t, j.ID)
+	b.finish(t, j.ID, Outcome{Status: mms.StatusRetrying, NextAttemptAt: clock,
+		Err: &mms.JobError{Code: "sinch_unavailable"}}) // a counted retry
+	b.begin(t, j.ID)
+	b.finish(t, j.ID, wait) // a new run of waits posts again
+	b.begin(t, j.ID)
+	b.finish(t, j.ID, Outcome{Status: mms.StatusSent, BatchID: "b-9", Recipients: 1})
+
+	var got []string
+	for _, e := range b.outbox(t, j.ID).Events {
+		got = append(got, string(e.Previous)+">"+string(e.Status)+":"+e.Code)
+	}
+	require.Equal(t, []string{"queued>sending:", "sending>retrying:media_http_status",
+		"sending>retrying:sinch_unavailable", "retrying>sending:", "sending>retrying:media_http_status",
+		"sending>sent:"}, got)
+	require.Len(t, b.get(t, j.ID).History, 17, "the job's history still has every change")
+}
+
+// TestExpiredAtClaimIsPosted: a job that expires as a worker claims it
+// posts its expired event.
+func TestExpiredAtClaimIsPosted(t *testing.T) {
+	b := setup(t)
+	n := &notifications{}
+	b.store.SetNotifier(n.notify)
+	j := newJob(mms.StatusQueued)
+	j.CallbackURL = "https://hooks.example.com/mms"
+	j.Message.ExpireAt = clock.Add(-time.Second)
+	require.NoError(t, b.store.Create(context.Background(), j))
+	_, err := b.store.Begin(context.Background(), j.ID)
+	require.ErrorIs(t, err, ErrExpired)
+	require.Equal(t, 1, n.count())
+	evs := b.outbox(t, j.ID).Events
+	require.Len(t, evs, 1)
+	require.Equal(t, mms.StatusExpired, evs[0].Status)
 }

@@ -194,6 +194,9 @@ func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
 		}
 		return nil, fmt.Errorf("%w: status %s", ErrDone, res[1])
 	case "expired":
+		if err := s.notifyAfter(ctx, id, res[1] == "1", mms.StatusExpired); err != nil {
+			return nil, err
+		}
 		return nil, ErrExpired
 	case "early":
 		return nil, &EarlyError{SendAt: fromMS(res[1])}

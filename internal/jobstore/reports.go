@@ -124,10 +124,10 @@ if ARGV[5] == '1' then
   -- n counts the recipients the batch went to
   local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
   if n > 0 and f >= n then
-    local outcome = 'failed'
-    if d >= n then outcome = 'delivered' elseif d > 0 then outcome = 'partially_delivered' end
+    local outcome, code = 'failed', 'delivery_failed'
+    if d >= n then outcome, code = 'delivered', '' elseif d > 0 then outcome, code = 'partially_delivered', '' end
     if can_move(st, outcome) then
-      move_to(KEYS[1], ARGV[1], ARGV[2], outcome, '')
+      move_to(KEYS[1], ARGV[1], ARGV[2], outcome, code)
     end
   end
 end
@@ -188,8 +188,15 @@ func (s *Store) JobForBatch(ctx context.Context, batchID string, raw []byte) (st
 	return res, nil
 }
 
-// pendingTTL is how long a report naming an unknown batch waits.
-const pendingTTL = 7 * 24 * time.Hour
+// pendingTTL is how long a report naming an unknown batch waits, and
+// maxPending how many of them one batch keeps (the latest): Sinch sends a
+// few per batch, so a longer list is a sender repeating itself.
+const (
+	pendingTTL = 7 * 24 * time.Hour
+	maxPending = 50
+)
+
+var maxPendingLua = strconv.Itoa(maxPending)
 
 // pendScript: KEYS[1] batch index, KEYS[2] its pending reports; ARGV[1]
 // the report, ARGV[2] ttl ms. Returns the job ID, or "" having kept the
@@ -198,6 +205,7 @@ var pendScript = redis.NewScript(`
 local id = redis.call('GET', KEYS[1])
 if id then return id end
 redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -` + maxPendingLua + `, -1)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return ''
 `)

@@ -2,6 +2,7 @@ package jobstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -143,4 +144,20 @@ func TestReportsOnlyForWhatWasSent(t *testing.T) {
 	waiting := b.create(t, mms.StatusScheduled)
 	require.Equal(t, ReportNotOurs, b.report(t, waiting.ID, ann, "Delivered", 0))
 	require.Equal(t, mms.StatusScheduled, b.get(t, waiting.ID).Status, "a job never sent cannot be delivered")
+}
+
+// TestPendingReportsAreBounded: reports naming a batch nobody knows are
+// kept, but only the latest maxPending of them.
+func TestPendingReportsAreBounded(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for i := range maxPending + 10 {
+		id, err := b.store.JobForBatch(ctx, "NOSUCHBATCH", []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		require.NoError(t, err)
+		require.Empty(t, id)
+	}
+	kept, err := b.rdb.LRange(ctx, pendingKey("NOSUCHBATCH"), 0, -1).Result()
+	require.NoError(t, err)
+	require.Len(t, kept, maxPending)
+	require.Equal(t, fmt.Sprintf(`{"n":%d}`, maxPending+9), kept[len(kept)-1], "the latest are kept")
 }

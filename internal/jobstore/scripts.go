@@ -28,15 +28,17 @@ local function add_event(key, now, status, code)
 end
 
 -- emitted is set when this script put a client callback event in a job's
--- outbox; the script's caller then queues its delivery.
+-- outbox; the script's caller then queues its delivery. quiet, set by a
+-- script before move_to, makes the change add no event.
 local emitted = false
+local quiet = false
 
 -- emit adds a client callback event to the outbox of a job that has a
 -- callback URL: "<seq> <ms> <status> <previous> <code or ->" a line. An
 -- outbox that clients leave undelivered for long keeps only its latest
 -- ` + maxOutboxLua + ` events; the older ones count as failed.
 local function emit(key, now, status, prev, code)
-  if redis.call('HEXISTS', key, 'cb') == 0 then return end
+  if quiet or redis.call('HEXISTS', key, 'cb') == 0 then return end
   local seq = redis.call('HINCRBY', key, 'cbn', 1)
   if code == '' then code = '-' end
   local box = (redis.call('HGET', key, 'cbo') or '') .. seq .. ' ' .. now .. ' ' .. status .. ' ' ..
@@ -106,7 +108,9 @@ if not can_move(st, 'sending') then return {'done', st, notify_flag(KEYS[1])} en
 -- asynq schedules to the second; a scheduled job must not go early.
 local sat = redis.call('HGET', KEYS[1], 'sat')
 if sat and tonumber(ARGV[1]) < tonumber(sat) then return {'early', sat} end
-if expire_if_due(KEYS[1], ARGV[1], ARGV[2], st) then return {'expired'} end
+if expire_if_due(KEYS[1], ARGV[1], ARGV[2], st) then return {'expired', notify_flag(KEYS[1])} end
+-- The attempts after a wait post no callback (see transitionScript).
+if redis.call('HEXISTS', KEYS[1], 'cbw') == 1 then quiet = true end
 move_to(KEYS[1], ARGV[1], ARGV[2], 'sending', '')
 redis.call('HINCRBY', KEYS[1], 'att', 1)
 local out = {'ok', st}
@@ -138,6 +142,17 @@ if not can_move(st, ARGV[1]) then
     return 1 + 10 * tonumber(notify_flag(KEYS[1]))
   end
   return 10 * tonumber(notify_flag(KEYS[1]))
+end
+-- A wait (a retry that gives its attempt back: Sinch throttling, a media
+-- server down, our credentials) posts its callback once; the waits that
+-- follow it in a row, and the attempts between them, post none, so that a
+-- job held for hours does not flood its client. cbw marks a job in such a
+-- run of waits; any other change ends the run.
+if ARGV[1] == 'retrying' and ARGV[4] == '-1' then
+  if redis.call('HEXISTS', KEYS[1], 'cbw') == 1 then quiet = true end
+  redis.call('HSET', KEYS[1], 'cbw', '1')
+else
+  redis.call('HDEL', KEYS[1], 'cbw')
 end
 move_to(KEYS[1], ARGV[3], ARGV[2], ARGV[1], ARGV[5])
 local d = tonumber(ARGV[4])

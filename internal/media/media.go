@@ -407,6 +407,11 @@ func (c *Checker) failure(err error, parent context.Context) Result {
 		return fail(ReasonUnreachable, false, "host %s not found", dnsErr.Name)
 	case isCertificateError(err):
 		return fail(ReasonUnreachable, false, "the media server's TLS certificate is not valid: %v", innermost(err))
+	case strings.Contains(innermost(err).Error(), "Content-Length"):
+		// net/http refuses an answer whose length is malformed or given
+		// twice over: the server's fault, and it will not mend by itself.
+		return fail(ReasonNoContentLength, false, "the media server sent an invalid Content-Length: %v",
+			innermost(err))
 	}
 	return fail(ReasonUnreachable, true, "could not reach the media server: %v", innermost(err))
 }

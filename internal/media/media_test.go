@@ -732,3 +732,26 @@ func TestValidateURLRefusesOtherIPv4Spellings(t *testing.T) {
 	require.NoError(t, media.ValidateURL("http://127.0.0.1:8080/a.jpg"))
 	require.NoError(t, media.ValidateURL("https://cdn.example.com/a.jpg"))
 }
+
+// TestCheckMalformedLength: an answer whose Content-Length is malformed,
+// negative or given twice over fails for good, not as a server that is
+// merely down.
+func TestCheckMalformedLength(t *testing.T) {
+	t.Parallel()
+	for _, header := range []string{"Content-Length: abc", "Content-Length: -5",
+		"Content-Length: 10\r\nContent-Length: 20"} {
+		srv, _ := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n" + header + "\r\n\r\n")
+			_ = buf.Flush()
+		})
+		c, _ := newChecker(t, nil)
+		r := check(t, c, srv.URL+"/f.jpg")
+		requireFail(t, r, media.ReasonNoContentLength, false)
+		require.Contains(t, r.Message, "Content-Length", header)
+	}
+}

@@ -537,6 +537,11 @@ func checkURL(field, s string, allowed func(string, uint16) bool, verr *Validati
 		verr.add(field, "must not contain spaces or control characters; encode them")
 		return
 	}
+	if strings.ContainsRune(s, utf8.RuneError) {
+		// What JSON decoding leaves of an invalid escape, such as \ud800.
+		verr.add(field, "must not contain invalid escapes")
+		return
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			verr.add(field, "has an invalid port %q", p)
