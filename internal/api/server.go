@@ -19,6 +19,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/jobstore"
 	"github.com/mmsgate/mmsgate/internal/metrics"
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/redisconn"
 	"github.com/mmsgate/mmsgate/internal/suppress"
 	"github.com/mmsgate/mmsgate/internal/worker"
 )
@@ -168,7 +169,7 @@ func (s *server) healthz(c echo.Context) error {
 func (s *server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()
-	if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
+	if err := redisconn.Ping(ctx, s.deps.Redis); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{
 			"status": "unavailable", "checks": map[string]string{"redis": "unreachable"},
 		})

@@ -135,7 +135,9 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 		MaxBodyBytes:    64 << 10,
 		RateLimit:       o.rateLimit,
 		RateBurst:       o.rateLimit,
-		ShutdownTimeout: 2 * time.Second,
+		// Longer than the 5 s net/http gives a new connection that has sent
+		// nothing yet, which the simulator's report callbacks can leave.
+		ShutdownTimeout: 6 * time.Second,
 		IdempotencyTTL:  24 * time.Hour,
 
 		CampaignBatchSize: cmp.Or(o.batchSize, 1000),

@@ -110,9 +110,16 @@ func exerciseEverything(t *testing.T, rs *redistest.Server) {
 	require.EqualValues(t, 1, n, "the shared plan limit was used")
 }
 
-// TestRedisCluster runs everything on a three-primary Redis Cluster.
+// TestRedisCluster runs everything on a three-primary Redis Cluster; then,
+// with one primary down, the API is no longer ready.
 func TestRedisCluster(t *testing.T) {
-	exerciseEverything(t, redistest.StartCluster(t))
+	rs := redistest.StartCluster(t)
+	exerciseEverything(t, rs)
+	s := setupOn(t, rs, options{noWorker: true})
+	require.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/readyz", "", "").status)
+	rs.StopNode(t, 2)
+	r := s.do(t, http.MethodGet, "/readyz", "", "")
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "%v", r.body)
 }
 
 // TestRedisSentinel runs everything on a Sentinel-managed primary.

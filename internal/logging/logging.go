@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,7 +107,13 @@ func (a Asynq) Fatal(args ...any) { a.L.Fatal().Msg(fmt.Sprint(args...)) }
 // into zerolog, so they come out as JSON with the rest.
 type Redis struct{ L zerolog.Logger }
 
-// Printf logs at warn level.
+// Printf logs at warn level, but for the Sentinel client's notes on which
+// primary it uses, which are news, not trouble: info.
 func (r Redis) Printf(_ context.Context, format string, v ...any) {
-	r.L.Warn().Str("component", "go-redis").Msg(MaskNumbers(fmt.Sprintf(format, v...)))
+	msg := MaskNumbers(fmt.Sprintf(format, v...))
+	ev := r.L.Warn()
+	if strings.HasPrefix(msg, "sentinel: selected addr") || strings.HasPrefix(msg, "sentinel: new master") {
+		ev = r.L.Info()
+	}
+	ev.Str("component", "go-redis").Msg(msg)
 }

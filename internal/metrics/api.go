@@ -49,6 +49,12 @@ func (a *API) Request(route, method string, status int, d time.Duration) {
 	if a == nil {
 		return
 	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodPatch, http.MethodOptions:
+	default:
+		method = "other" // a client may send any token as a method
+	}
 	a.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	a.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
@@ -88,9 +94,10 @@ type Queues struct {
 	size    *prometheus.Desc
 	latency *prometheus.Desc
 
-	mu    sync.Mutex
-	at    time.Time
-	cache []*asynq.QueueInfo
+	mu      sync.Mutex
+	at      time.Time // of the last read, whether it worked or not
+	cache   []*asynq.QueueInfo
+	reading bool
 }
 
 // NewQueues returns a collector of the given queues.
@@ -129,13 +136,32 @@ func (q *Queues) Collect(ch chan<- prometheus.Metric) {
 
 // read returns the queues' state, from the cache while it is fresh. A
 // queue that does not exist yet reads as empty; one that cannot be read is
-// left out of this scrape.
+// left out. A scrape never waits for another one's read of Redis: while
+// one reads, the others get the last figures (none before the first read
+// ends), so a Redis that stalls slows one scrape, not all of them and not
+// the request metrics beside them. A failed read is not retried before ttl.
 func (q *Queues) read() []*asynq.QueueInfo {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.cache != nil && time.Since(q.at) < q.ttl {
-		return q.cache
+	if q.reading || time.Since(q.at) < q.ttl {
+		cached := q.cache
+		q.mu.Unlock()
+		return cached
 	}
+	q.reading = true
+	q.mu.Unlock()
+	out := q.fetch()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reading, q.at = false, time.Now()
+	if out != nil {
+		q.cache = out
+	}
+	return q.cache
+}
+
+// fetch reads every queue's state from Redis; nil when the list of queues
+// cannot be read.
+func (q *Queues) fetch() []*asynq.QueueInfo {
 	known, err := q.insp.Queues()
 	if err != nil {
 		q.log.Warn().Err(err).Msg("queue metrics not read")
@@ -155,6 +181,5 @@ func (q *Queues) read() []*asynq.QueueInfo {
 		}
 		out = append(out, info)
 	}
-	q.cache, q.at = out, time.Now()
 	return out
 }

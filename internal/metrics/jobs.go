@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"regexp"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -64,11 +66,20 @@ const (
 	statusCanceled = "canceled"
 )
 
+// reasonLabel is what a reason code looks like: ours and Sinch's are
+// snake_case words. Anything else (Sinch's code is its own text) is
+// counted as "other", so that no odd text, let alone a phone number,
+// becomes a label value.
+var reasonLabel = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
 // JobChanged counts a job that moved to status in queue; reason is the
 // error code that came with it, if any.
 func (j *Jobs) JobChanged(queue, status, reason string) {
 	if j == nil {
 		return
+	}
+	if reason != "" && !reasonLabel.MatchString(reason) {
+		reason = "other"
 	}
 	switch status {
 	case statusSent:

@@ -74,6 +74,13 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 		}
 		c = Conn{kind: Sentinel, failover: opt}
 	case mode == "cluster" && (base == "redis" || base == "rediss"):
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return c, fmt.Errorf("REDIS_URL: not a URL")
+		}
+		if strings.Trim(u.Path, "/") != "" {
+			return c, fmt.Errorf("REDIS_URL: a %s:// URL names no database (a Cluster has only db 0)", scheme)
+		}
 		opt, err := redis.ParseClusterURL(base + strings.TrimPrefix(rawURL, scheme))
 		if err != nil {
 			return c, fmt.Errorf("REDIS_URL: %w", err)
@@ -82,6 +89,12 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 	default:
 		return c, fmt.Errorf("REDIS_URL: scheme %q is not redis, rediss, unix, redis+sentinel, rediss+sentinel, "+
 			"redis+cluster or rediss+cluster", scheme)
+	}
+	if hasMode {
+		// go-redis would fill in localhost:6379 for a missing host.
+		if u, err := url.Parse(rawURL); err != nil || u.Hostname() == "" {
+			return Conn{}, fmt.Errorf("REDIS_URL: a %s:// URL needs a host and port", scheme)
+		}
 	}
 	c.tune(timeout)
 	return c, nil
@@ -161,6 +174,18 @@ func Open(ctx context.Context, rawURL string, timeout time.Duration) (Conn, redi
 		return c, nil, fmt.Errorf("REDIS_URL: no answer from redis at %s: %w", c, err)
 	}
 	return c, rdb, nil
+}
+
+// Ping checks that Redis can serve: the server, the Sentinel-managed
+// primary, or every primary of a Cluster (one that is down leaves its
+// slots, and so some jobs, unserved, though the others answer).
+func Ping(ctx context.Context, rdb redis.UniversalClient) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.Ping(ctx).Err()
+		})
+	}
+	return rdb.Ping(ctx).Err()
 }
 
 // Check reports what is wrong with a REDIS_URL, without connecting.

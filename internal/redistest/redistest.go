@@ -38,6 +38,7 @@ type Server struct {
 	stop     func()
 	restart  func(tb testing.TB, down time.Duration)
 	failover func() (string, error)
+	nodes    []*redisproc.Proc // of a cluster
 }
 
 // Stop shuts the server down before the test ends, to test what happens
@@ -184,7 +185,16 @@ func StartCluster(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(c.Close)
-	return &Server{URL: c.URL, stop: c.Close}
+	return &Server{URL: c.URL, stop: c.Close, nodes: c.Nodes}
+}
+
+// StopNode kills node i of a server from StartCluster, as a crash does.
+func (s *Server) StopNode(tb testing.TB, i int) {
+	tb.Helper()
+	if i >= len(s.nodes) {
+		tb.Fatalf("redistest: no cluster node %d", i)
+	}
+	s.nodes[i].Kill()
 }
 
 // StartSentinel starts a private primary, its replica and three Sentinels
