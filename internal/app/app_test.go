@@ -127,14 +127,14 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 		common.ClientCallbackMaxAttempts = 6
 	}
 	apiCfg := config.API{
-		Common:          common,
-		ListenHost:      "127.0.0.1",
-		APIKeys:         []config.Secret{apiKey, rotatedKey},
-		DefaultFrom:     "+12025550100",
-		DefaultRegion:   "US",
-		MaxBodyBytes:    64 << 10,
-		RateLimit:       o.rateLimit,
-		RateBurst:       o.rateLimit,
+		Common:        common,
+		ListenHost:    "127.0.0.1",
+		APIKeys:       []config.Secret{apiKey, rotatedKey},
+		DefaultFrom:   "+12025550100",
+		DefaultRegion: "US",
+		MaxBodyBytes:  64 << 10,
+		RateLimit:     o.rateLimit,
+		RateBurst:     o.rateLimit,
 		// Longer than the 5 s net/http gives a new connection that has sent
 		// nothing yet, which the simulator's report callbacks can leave.
 		ShutdownTimeout: 6 * time.Second,
