@@ -252,6 +252,11 @@ func run(verbose bool, timeout time.Duration) error {
 			if bad := hooks.refused(); bad > 0 {
 				return fmt.Errorf("%d client callbacks had a bad signature", bad)
 			}
+			// The worker notes each callback as taken just after the
+			// receiver's answer: wait for the job to say so.
+			if reply, err = settled(ctx, base+acc.StatusURL, deadline); err != nil {
+				return err
+			}
 			say("GET %s\n%s", acc.StatusURL, indent(reply))
 			for _, b := range sim.Batches() {
 				say("the simulator holds batch %s (type %s, %d recipients, client_reference %s)",
@@ -271,6 +276,32 @@ func run(verbose bool, timeout time.Duration) error {
 			return err
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// settled polls the job until no client callback of it is pending, and
+// returns its last answer.
+func settled(ctx context.Context, url string, deadline time.Time) ([]byte, error) {
+	for {
+		_, _, reply, err := call(ctx, http.MethodGet, url, "")
+		if err != nil {
+			return nil, err
+		}
+		var job struct {
+			Callbacks struct {
+				Pending int `json:"pending"`
+			} `json:"callbacks"`
+		}
+		if err := json.Unmarshal(reply, &job); err != nil {
+			return nil, fmt.Errorf("job answer: %w", err)
+		}
+		if job.Callbacks.Pending == 0 {
+			return reply, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d client callbacks still pending:\n%s", job.Callbacks.Pending, indent(reply))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

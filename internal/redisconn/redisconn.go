@@ -78,10 +78,12 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 		if err != nil {
 			return c, fmt.Errorf("REDIS_URL: not a URL")
 		}
-		if strings.Trim(u.Path, "/") != "" {
-			return c, fmt.Errorf("REDIS_URL: a %s:// URL names no database (a Cluster has only db 0)", scheme)
+		if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
+			return c, fmt.Errorf("REDIS_URL: a %s:// URL may name no database but 0: a Cluster has only db 0", scheme)
 		}
-		opt, err := redis.ParseClusterURL(base + strings.TrimPrefix(rawURL, scheme))
+		u.Path = ""
+		u.Scheme = base
+		opt, err := redis.ParseClusterURL(u.String())
 		if err != nil {
 			return c, fmt.Errorf("REDIS_URL: %w", err)
 		}

@@ -53,6 +53,10 @@ func TestParseKinds(t *testing.T) {
 	require.True(t, isCluster)
 	_, isCluster = c.MakeRedisClient().(*redis.ClusterClient)
 	require.True(t, isCluster, "asynq gets the same kind of client")
+
+	c, err = Parse("redis+cluster://n1:6379/0", time.Second)
+	require.NoError(t, err, "db 0, the only one a Cluster has, may be named")
+	require.Equal(t, []string{"n1:6379"}, c.cluster.Addrs)
 }
 
 func TestParseRefuses(t *testing.T) {
@@ -62,6 +66,9 @@ func TestParseRefuses(t *testing.T) {
 		"redis+mesh://a:1":                       `scheme "redis+mesh"`,
 		"redis+cluster://n1:6379?bogus=1":        "bogus",
 		"redis+sentinel://s1:26379?master_name=": "master_name",
+		"redis+cluster://n1:6379/3":              "no database but 0",
+		"redis+cluster://":                       "needs a host",
+		"redis+sentinel:///0?master_name=m":      "needs a host",
 	} {
 		_, err := Parse(url, time.Second)
 		require.ErrorContains(t, err, msg, url)
