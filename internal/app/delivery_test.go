@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,11 +107,7 @@ func TestEachMediaFailureKindSkipsSinch(t *testing.T) {
 
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		file := func(ct string, n int) {
-			w.Header().Set("Content-Type", ct)
-			w.Header().Set("Content-Length", strconv.Itoa(n))
-			w.WriteHeader(http.StatusOK)
-		}
+		file := func(ct string, n int) { fileHeaders(w, ct, n) }
 		switch r.URL.Path {
 		case "/page.html":
 			file("text/html", 900)

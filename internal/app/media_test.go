@@ -36,11 +36,7 @@ func startMediaServer(t *testing.T) *mediaServer {
 		m.mu.Lock()
 		m.hits[r.URL.Path]++
 		m.mu.Unlock()
-		serveFile := func(ct string, n int) {
-			w.Header().Set("Content-Type", ct)
-			w.Header().Set("Content-Length", strconv.Itoa(n))
-			w.WriteHeader(http.StatusOK)
-		}
+		serveFile := func(ct string, n int) { fileHeaders(w, ct, n) }
 		switch r.URL.Path {
 		case "/ok.jpg":
 			serveFile("image/jpeg", 48213)
@@ -59,6 +55,14 @@ func startMediaServer(t *testing.T) *mediaServer {
 	t.Cleanup(m.Close)
 	require.True(t, strings.HasPrefix(m.URL, "http://127.0.0.1:"))
 	return m
+}
+
+// fileHeaders answers as a file server does to HEAD: 200 with the file's
+// type and length, no body.
+func fileHeaders(w http.ResponseWriter, contentType string, length int) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(length))
+	w.WriteHeader(http.StatusOK)
 }
 
 func (m *mediaServer) count(path string) int {
