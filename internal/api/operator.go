@@ -86,6 +86,15 @@ func (s *server) retryJob(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()
 
+	before, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return s.operatorError(c, err, "", "")
+	}
+	// A job can be failed while its task still runs (reports came before
+	// the worker's record of the batch): that task must end first.
+	if s.taskRunning(before.Priority.Queue(), id) {
+		return errTaskRunning()
+	}
 	if err := s.deps.Store.Redrive(ctx, id); err != nil {
 		return s.operatorError(c, err, "not_retryable",
 			"only a failed job that Sinch holds no batch of can be retried: ")
@@ -116,9 +125,23 @@ func (s *server) retryJob(c echo.Context) error {
 		if _, uerr := s.deps.Store.Finish(ctx, id, back); uerr != nil {
 			reqLog(c, s.deps.Log).Error().Err(uerr).Msg("retried job left queued without a task")
 		}
+		if s.taskRunning(j.Priority.Queue(), id) {
+			return errTaskRunning()
+		}
 		return errUnavailable()
 	}
 	return c.JSON(http.StatusAccepted, viewOf(j))
+}
+
+// taskRunning reports whether a worker holds job id's task right now.
+func (s *server) taskRunning(queue, id string) bool {
+	info, err := s.deps.Tasks.GetTaskInfo(queue, id)
+	return err == nil && info.State == asynq.TaskStateActive
+}
+
+func errTaskRunning() error {
+	return newError(http.StatusConflict, "not_retryable",
+		"the job's task is still running at a worker: retry once it has ended")
 }
 
 func (s *server) operatorError(c echo.Context, err error, code, prefix string) error {

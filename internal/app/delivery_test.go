@@ -177,3 +177,34 @@ func TestEachMediaFailureKindSkipsSinch(t *testing.T) {
 	}
 	require.Empty(t, s.sim.Batches())
 }
+
+// TestJobFailedByReportsIsNeverRetried: the reports fail the job while the
+// worker still waits for the batch's 201. A retry then, with the task still
+// running, and a retry after the worker recorded the batch are both
+// refused, and neither changes the job: Sinch holds its batch.
+func TestJobFailedByReportsIsNeverRetried(t *testing.T) {
+	s := setup(t, options{reports: true, callbacks: true,
+		simReports: sinchsim.ReportSettings{Delay: time.Millisecond, BeforeCreated: true,
+			Default: sinchsim.Outcome{Status: sinchsim.StatusFailed, Code: 417}, WebhookSecret: webhookSecret}})
+	s.sim.Inject(sinchsim.Fault{Hang: 2 * time.Second, AfterCreate: true})
+	id := s.send(t, goodBody)
+	job := s.waitFor(t, id, mms.StatusFailed)
+	require.Nil(t, job["sinch_batch_id"], "the 201 has not reached the worker yet")
+	history := len(job["history"].([]any))
+
+	r := s.do(t, http.MethodPost, "/api/mms/jobs/"+id+"/retry", "", "")
+	require.Equal(t, http.StatusConflict, r.status, "%v", r.body)
+	require.Equal(t, "not_retryable", r.body["error"].(map[string]any)["code"])
+
+	require.Eventually(t, func() bool {
+		job = s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "").body
+		return job["sinch_batch_id"] != nil
+	}, 10*time.Second, 20*time.Millisecond, "the worker's record of the batch lands")
+	r = s.do(t, http.MethodPost, "/api/mms/jobs/"+id+"/retry", "", "")
+	require.Equal(t, http.StatusConflict, r.status, "%v", r.body)
+
+	job = s.do(t, http.MethodGet, "/api/mms/jobs/"+id, "", "").body
+	require.Equal(t, string(mms.StatusFailed), job["status"])
+	require.Len(t, job["history"], history, "the refused retries left no trace")
+	require.Equal(t, 1, s.sim.CountByClientReference(id))
+}

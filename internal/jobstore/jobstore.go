@@ -382,6 +382,9 @@ func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id s
 	}
 	nerr := s.notifyAfter(ctx, id, res[2] == "1", to)
 	if res[0] == "refused" {
+		if len(res) > 3 {
+			return fmt.Errorf("%w: job is %s and %s", ErrConflict, res[1], res[3])
+		}
 		return fmt.Errorf("%w: job is %s", ErrConflict, res[1])
 	}
 	return nerr

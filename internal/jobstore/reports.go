@@ -106,11 +106,22 @@ if not ours then return 4 end
 local old = redis.call('HGET', KEYS[2], ARGV[3])
 if old == ARGV[4] then return 1 + 10 * tonumber(notify_flag(KEYS[1])) end
 if old then
-  local ostatus = string.match(old, '^(%S+)')
-  if not (ostatus == 'Queued' or ostatus == 'Dispatched') then
+  local ostatus, ocode, oat = string.match(old, '^(%S+) (%S+) (%S+)')
+  local stage = {Queued = 1, Dispatched = 2}
+  if not stage[ostatus] then
     -- The first final report stands.
     if ARGV[5] == '0' then return 3 + 10 * tonumber(notify_flag(KEYS[1])) end
     return 1 + 10 * tonumber(notify_flag(KEYS[1]))
+  end
+  if ARGV[5] == '0' then
+    -- Intermediate after intermediate: the same status and code again
+    -- (a repeat without a time, or one fetched again), an earlier stage,
+    -- or the same stage reported earlier is nothing new.
+    local nstatus, ncode, nat = string.match(ARGV[4], '^(%S+) (%S+) (%S+)')
+    if (nstatus == ostatus and ncode == ocode) or stage[nstatus] < stage[ostatus] or
+       (stage[nstatus] == stage[ostatus] and tonumber(nat) < tonumber(oat)) then
+      return 1 + 10 * tonumber(notify_flag(KEYS[1]))
+    end
   end
 else
   redis.call('HINCRBY', KEYS[1], 'drn', 1)
@@ -156,7 +167,9 @@ func (s *Store) Reports(ctx context.Context, id string) ([]Report, error) {
 }
 
 // IndexBatch records which job a Sinch batch belongs to, for reports that
-// name only the batch, and hands back the reports that waited for it.
+// name only the batch, and hands back the reports that waited for it. They
+// stay kept until DropPending: a process that dies while it applies them
+// leaves them for the next IndexBatch of the batch.
 func (s *Store) IndexBatch(ctx context.Context, batchID, jobID string) ([]string, error) {
 	ttl := s.ttl
 	res, err := indexScript.Run(ctx, s.rdb, []string{batchIndexKey(batchID), pendingKey(batchID)},
@@ -168,13 +181,21 @@ func (s *Store) IndexBatch(ctx context.Context, batchID, jobID string) ([]string
 }
 
 // indexScript: KEYS[1] batch index, KEYS[2] its pending reports; ARGV[1]
-// job ID, ARGV[2] ttl ms. Returns the pending reports, now removed.
+// job ID, ARGV[2] ttl ms. Returns the pending reports. Once the index is
+// set no report is added to them.
 var indexScript = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local out = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
-return out
+return redis.call('LRANGE', KEYS[2], 0, -1)
 `)
+
+// DropPending forgets the reports that waited for a batch, once IndexBatch
+// has handed them back and each has been applied.
+func (s *Store) DropPending(ctx context.Context, batchID string) error {
+	if err := s.rdb.Del(ctx, pendingKey(batchID)).Err(); err != nil {
+		return fmt.Errorf("drop pending reports: %w", err)
+	}
+	return nil
+}
 
 // JobForBatch returns the job a batch belongs to. When no job is known
 // yet, raw (the report as received) is kept until the worker indexes the

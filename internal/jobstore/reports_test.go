@@ -82,6 +82,61 @@ func TestReportsRepeatedAndOutOfOrder(t *testing.T) {
 	require.Equal(t, ReportNoJob, b.report(t, mms.NewJobID(), ann, "Delivered", 0))
 }
 
+// TestIntermediateReportsOnlyMoveForward: among Queued and Dispatched a
+// report counts only when it is news. A repeat stamped with another time
+// (a report without "at", or one fetched again), an earlier stage, or the
+// same stage reported earlier changes nothing, history included.
+func TestIntermediateReportsOnlyMoveForward(t *testing.T) {
+	b := setup(t)
+	ann := "+12025550123"
+	j := b.sentJob(t, ann)
+	at := func(d time.Duration, status string, code int) Applied {
+		t.Helper()
+		a, err := b.store.ApplyReport(context.Background(), j.ID,
+			Report{Recipient: ann, Status: status, Code: code, At: clock.Add(d)})
+		require.NoError(t, err)
+		return a
+	}
+	require.Equal(t, ReportStored, at(0, "Queued", 400))
+	history := len(b.get(t, j.ID).History)
+	require.Equal(t, ReportRepeat, at(time.Minute, "Queued", 400), "the same status later")
+	require.Equal(t, ReportStored, at(2*time.Minute, "Dispatched", 401))
+	require.Equal(t, ReportRepeat, at(3*time.Minute, "Queued", 400), "an earlier stage")
+	require.Equal(t, ReportRepeat, at(time.Minute, "Dispatched", 402), "the same stage, reported earlier")
+	require.Equal(t, ReportRepeat, at(4*time.Minute, "Dispatched", 401), "the same status later")
+	require.Len(t, b.get(t, j.ID).History, history+1, "only the Dispatched report recorded")
+
+	reps, err := b.store.Reports(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, []Report{{Recipient: ann, Status: "Dispatched", Code: 401, At: clock.Add(2 * time.Minute)}}, reps)
+
+	require.Equal(t, ReportStored, at(5*time.Minute, "Dispatched", 402), "the same stage, later, another code")
+	require.Equal(t, ReportStored, at(time.Second, "Delivered", 0), "a final report after any intermediate")
+	require.Equal(t, mms.StatusDelivered, b.get(t, j.ID).Status)
+}
+
+// TestReportedJobIsNotRetried: reports can fail a job before the worker
+// records its batch, and that record can be lost (a crash). The reports
+// alone prove a batch at Sinch, so the job is never re-driven.
+func TestReportedJobIsNotRetried(t *testing.T) {
+	b := setup(t)
+	ann := "+12025550123"
+	j := newJob(mms.StatusQueued)
+	j.Message.To = []string{ann}
+	require.NoError(t, b.store.Create(context.Background(), j))
+	_, err := b.store.Begin(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, ReportStored, b.report(t, j.ID, ann, "Failed", 417))
+	got := b.get(t, j.ID)
+	require.Equal(t, mms.StatusFailed, got.Status)
+	require.Empty(t, got.SinchBatchID)
+
+	err = b.store.Redrive(context.Background(), j.ID)
+	require.ErrorIs(t, err, ErrConflict)
+	require.ErrorContains(t, err, "delivery reports")
+	require.Equal(t, mms.StatusFailed, b.get(t, j.ID).Status)
+}
+
 // TestReportBeforeSendIsRecorded: Sinch's report can come before the worker
 // records the batch. The job takes its outcome from the report, and the
 // worker's late "sent" still stores the batch ID.
@@ -123,7 +178,11 @@ func TestReportsByBatchWaitForTheIndex(t *testing.T) {
 	require.Equal(t, "job-1", id)
 	pending, err = b.store.IndexBatch(ctx, "batch-x", "job-1")
 	require.NoError(t, err)
-	require.Empty(t, pending, "handed back once")
+	require.Len(t, pending, 2, "kept until they are dropped: a crash while they are applied loses none")
+	require.NoError(t, b.store.DropPending(ctx, "batch-x"))
+	pending, err = b.store.IndexBatch(ctx, "batch-x", "job-1")
+	require.NoError(t, err)
+	require.Empty(t, pending)
 	ttl, err := b.rdb.PTTL(ctx, batchIndexKey("batch-x")).Result()
 	require.NoError(t, err)
 	require.Greater(t, ttl, time.Duration(0))

@@ -188,12 +188,18 @@ return {'ok', st, notify_flag(KEYS[1])}
 // redriveScript gives a failed job a fresh budget: the one move back that
 // is allowed, and only for a job Sinch holds no batch of.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
-// Returns {"missing"}, or {"refused" or "ok", the status before, notify flag}.
+// Returns {"missing"}, or {"refused" or "ok", the status before, notify
+// flag[, why refused]}.
 var redriveScript = redis.NewScript(addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
 if st ~= 'failed' or redis.call('HEXISTS', KEYS[1], 'bid') == 1 then
   return {'refused', st, notify_flag(KEYS[1])}
+end
+-- Delivery reports prove a batch at Sinch even when the worker's record
+-- of it was lost (reports can fail a job before that record lands).
+if tonumber(redis.call('HGET', KEYS[1], 'drn') or '0') > 0 then
+  return {'refused', st, notify_flag(KEYS[1]), 'its delivery reports show a batch at Sinch'}
 end
 move_to(KEYS[1], ARGV[1], ARGV[2], 'queued', 'retried')
 redis.call('HSET', KEYS[1], 'att', 0)

@@ -94,6 +94,8 @@ func (f *Fetcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil // settled by its callbacks, or never sent
 	}
 
+	// Reports that came before the batch and were not all stored then.
+	takeWaiting(ctx, f.store, f.Metrics, log, job.ID, job.SinchBatchID, f.now())
 	raw, err := f.sinch.DeliveryReport(ctx, job.SinchBatchID)
 	var se *sinch.Error
 	switch {

@@ -142,7 +142,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	case errors.Is(err, jobstore.ErrDone):
 		h.log.Info().Str("job_id", p.JobID).Err(err).Msg("send task skipped")
-		return nil
+		return h.adoptReported(ctx, p.JobID)
 	case errors.Is(err, jobstore.ErrExpired):
 		h.countExpired(ctx)
 		return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
@@ -354,6 +354,27 @@ func (h *Handler) lookup(ctx context.Context, log zerolog.Logger, job *mms.Job) 
 	return batch, err
 }
 
+// adoptReported records the batch of a job that delivery reports settled
+// while its attempt's outcome was still open to us (a timeout, a crash):
+// the reports prove the batch exists, and the job should name it. A failed
+// lookup is retried with the task.
+func (h *Handler) adoptReported(ctx context.Context, id string) error {
+	job, err := h.store.Get(ctx, id)
+	if err != nil || job.Reported == 0 || job.SinchBatchID != "" {
+		return nil
+	}
+	log := h.log.With().Str("job_id", id).Str("status", string(job.Status)).Logger()
+	batch, err := h.lookup(ctx, log, job)
+	if err != nil {
+		return err
+	}
+	if batch == nil {
+		log.Warn().Msg("delivery reports came for this job, but Sinch lists no batch for it")
+		return nil
+	}
+	return h.sent(log, job, batch.ID, "adopted")
+}
+
 func batchFor(j *mms.Job) sinch.MediaBatch {
 	return sinch.MediaBatch{
 		To:   j.Message.To,
@@ -428,23 +449,41 @@ func (h *Handler) indexBatch(log zerolog.Logger, jobID, batchID string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
 	defer cancel()
-	pending, err := h.store.IndexBatch(ctx, batchID, jobID)
+	takeWaiting(ctx, h.store, h.cfg.Metrics, log, jobID, batchID, h.now())
+}
+
+// takeWaiting indexes batchID as job jobID's and stores the reports that
+// waited for it. They are forgotten only once each is stored, so a report
+// that a Redis error or a crash cut short waits for the next call: the
+// report fetch makes one.
+func takeWaiting(ctx context.Context, store *jobstore.Store, m *metrics.Worker, log zerolog.Logger,
+	jobID, batchID string, now time.Time) {
+	pending, err := store.IndexBatch(ctx, batchID, jobID)
 	if err != nil {
 		log.Warn().Err(err).Msg("batch not indexed for its delivery reports")
 		return
 	}
+	if len(pending) == 0 {
+		return
+	}
 	for _, raw := range pending {
-		out, err := reports.Take(ctx, h.store, []byte(raw), h.now())
-		if err != nil {
-			log.Warn().Err(err).Msg("a delivery report that came before its batch was not stored")
+		out, err := reports.Take(ctx, store, []byte(raw), now)
+		switch {
+		case errors.Is(err, reports.ErrMalformed):
+			log.Warn().Err(err).Msg("a delivery report that came before its batch is not a report; dropped")
+		case err != nil:
+			log.Warn().Err(err).Msg("a delivery report that came before its batch was not stored; " +
+				"it waits for the report fetch")
+			return
 		}
 		for status, n := range out.ByStatus {
-			h.cfg.Metrics.Jobs().DeliveryReports(status, n)
+			m.Jobs().DeliveryReports(status, n)
 		}
 	}
-	if len(pending) > 0 {
-		log.Info().Int("reports", len(pending)).Msg("delivery reports that came before the batch stored")
+	if err := store.DropPending(ctx, batchID); err != nil {
+		log.Warn().Err(err).Msg("delivery reports stored, but still kept as waiting for their batch")
 	}
+	log.Info().Int("reports", len(pending)).Msg("delivery reports that came before the batch stored")
 }
 
 // maxExtraChecks is how many attempts beyond its budget a job may spend on
