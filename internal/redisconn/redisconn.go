@@ -22,7 +22,9 @@ package redisconn
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,14 +95,39 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 			"redis+cluster or rediss+cluster", scheme)
 	}
 	if hasMode {
-		// go-redis would fill in localhost:6379 for a missing host.
-		if u, err := url.Parse(rawURL); err != nil || u.Hostname() == "" {
-			return Conn{}, fmt.Errorf("REDIS_URL: a %s:// URL needs a host and port", scheme)
+		if err := checkAddrs(scheme, rawURL); err != nil {
+			return Conn{}, err
 		}
 	}
 	c.tune(timeout)
 	return c, nil
 }
+
+// checkAddrs requires a host and an explicit, valid port of every node a
+// Sentinel or Cluster URL names: go-redis would fill in localhost:6379 for
+// a missing one, which is neither Sentinel's port nor, likely, any of ours.
+func checkAddrs(scheme, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Hostname() == "" {
+		return fmt.Errorf("REDIS_URL: a %s:// URL needs a host and port", scheme)
+	}
+	for _, addr := range append([]string{u.Host}, u.Query()["addr"]...) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("REDIS_URL: %q is not host:port; every node of a %s:// URL needs both", addr, scheme)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("REDIS_URL: %q has no valid port (1 to 65535)", addr)
+		}
+	}
+	return nil
+}
+
+// clusterReload is how often a Cluster client reloads the slot map while it
+// is in use. go-redis reloads at once on a MOVED reply, but a primary that
+// died answers nothing: until a reload the client keeps dialling it, so
+// this bounds how long a failover the Cluster has finished goes unnoticed.
+const clusterReload = 2 * time.Second
 
 // tune sets the timeouts and retries of every kind alike. One quick retry
 // hides a dropped idle connection; more would only stretch the time a
@@ -127,6 +154,7 @@ func (c Conn) tune(timeout time.Duration) {
 			&o.MinRetryBackoff, &o.MaxRetryBackoff)
 		// A slot that moved, or a failover, takes a few redirects to follow.
 		o.MaxRedirects = 8
+		o.ClusterStateReloadInterval = clusterReload
 	}
 }
 

@@ -48,6 +48,8 @@ func TestParseKinds(t *testing.T) {
 	require.Equal(t, []string{"n1:6379", "n2:6379", "n3:6379"}, c.cluster.Addrs)
 	require.Equal(t, "pw", c.cluster.Password)
 	require.Equal(t, time.Second, c.cluster.WriteTimeout)
+	require.Equal(t, clusterReload, c.cluster.ClusterStateReloadInterval,
+		"a dead primary's slots are looked up again within seconds, not go-redis's 60")
 	require.NotContains(t, c.String(), "pw")
 	_, isCluster := c.NewClient().(*redis.ClusterClient)
 	require.True(t, isCluster)
@@ -69,6 +71,14 @@ func TestParseRefuses(t *testing.T) {
 		"redis+cluster://n1:6379/3":              "no database but 0",
 		"redis+cluster://":                       "needs a host",
 		"redis+sentinel:///0?master_name=m":      "needs a host",
+		// go-redis would dial 127.0.0.1:6379 for these.
+		"redis+sentinel://127.0.0.1/0?master_name=m":        "not host:port",
+		"redis+cluster://127.0.0.1":                         "not host:port",
+		"redis+cluster://n1:6379?addr=n2":                   "addr param: n2",
+		"redis+sentinel://s1:99999?master_name=m":           "no valid port",
+		"redis+cluster://n1:6379?addr=127.0.0.1:99999":      "no valid port",
+		"redis+sentinel://s1:26379?master_name=m&addr=s2:0": "no valid port",
+		"redis+cluster://n1:6379?addr=127.0.0.1:http":       "no valid port",
 	} {
 		_, err := Parse(url, time.Second)
 		require.ErrorContains(t, err, msg, url)
