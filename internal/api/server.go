@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -145,9 +146,10 @@ func New(cfg Config, deps Deps) *echo.Echo {
 	get("/api/mms/campaigns/:id/jobs", s.listCampaignJobs, mw...)
 	e.DELETE("/api/mms/campaigns/:id", s.cancelCampaign, mw...)
 	e.POST("/api/mms/suppressions", s.importSuppressions, bulk...)
-	e.PUT("/api/mms/suppressions/:number", s.putSuppression, mw...)
-	get("/api/mms/suppressions/:number", s.getSuppression, mw...)
-	e.DELETE("/api/mms/suppressions/:number", s.deleteSuppression, mw...)
+	one := append(slices.Clip(mw), oneSegment("number"))
+	e.PUT("/api/mms/suppressions/:number", s.putSuppression, one...)
+	get("/api/mms/suppressions/:number", s.getSuppression, one...)
+	e.DELETE("/api/mms/suppressions/:number", s.deleteSuppression, one...)
 	e.POST("/api/mms/media/check", s.checkMedia, mw...)
 
 	if cfg.Reports != nil {

@@ -48,6 +48,20 @@ func suppressionURL(number string) string {
 	return "/api/mms/suppressions/" + strings.Replace(number, "+", "%2B", 1)
 }
 
+// oneSegment answers 404, as for any unknown route, when the path parameter
+// name holds a "/": Echo lets a route's last parameter take the rest of the
+// path, so /api/mms/suppressions/+1.../x would otherwise reach the handler.
+func oneSegment(name string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if strings.Contains(c.Param(name), "/") {
+				return echo.ErrNotFound
+			}
+			return next(c)
+		}
+	}
+}
+
 // numberParam reads the number in the path, which may be written in any
 // way the send endpoint accepts, and returns it in E.164.
 func (s *server) numberParam(c echo.Context) (string, *mms.FieldError) {

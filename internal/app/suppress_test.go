@@ -205,6 +205,12 @@ func TestSuppressBadNumberInPath(t *testing.T) {
 			require.Equal(t, []string{"number"}, fieldNames(t, e), "%s %s", method, number)
 		}
 	}
+	// A further path segment is an unknown route, not a number.
+	for _, method := range []string{http.MethodPut, http.MethodGet, http.MethodDelete} {
+		r := s.do(t, method, suppressions+"/+14155552671/x", "", "")
+		require.Equal(t, http.StatusNotFound, r.status, "%s: %v", method, r.body)
+		require.Equal(t, "not_found", apiError(t, r)["code"])
+	}
 	require.Empty(t, s.stored(t))
 }
 

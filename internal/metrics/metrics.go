@@ -43,7 +43,7 @@ func NewWorker() *Worker {
 		}),
 		rateWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mmsgate_rate_limit_waits_total",
-			Help: "Sends that found the rate limits full, by queue and how they waited (in_place, requeued).",
+			Help: "Times a send found the rate limits full, by queue and how it waited (in_place, requeued).",
 		}, []string{"queue", "how"}),
 		rateWaited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mmsgate_rate_limit_wait_seconds_total",

@@ -10,6 +10,17 @@ import (
 // notMeasured is what a planned section's rows say until it is built.
 const notMeasured = "not measured yet"
 
+// ranSections names the sections of outs that ran, by key.
+func ranSections(outs []outcome) []string {
+	var ran []string
+	for _, out := range outs {
+		if out.run != nil {
+			ran = append(ran, out.key)
+		}
+	}
+	return ran
+}
+
 // printReport writes the report as markdown: the machine, the table, and
 // the raw figures behind it.
 func printReport(w io.Writer, o options, m machine, outs []outcome, took time.Duration) {
@@ -17,12 +28,30 @@ func printReport(w io.Writer, o options, m machine, outs []outcome, took time.Du
 	if o.quick {
 		kind = "quick run (-quick)"
 	}
+	if ran := ranSections(outs); len(ran) < len(sections) {
+		kind += " of " + strings.Join(ran, ", ")
+	}
 	fmt.Fprintf(w, "\n## mmsgate benchmark\n\n")
-	where := "API and workers run in-process with the load generator"
+	var apart []string
+	inProcess := false
 	for _, out := range outs {
-		if out.key == "ratelimit" && out.run != nil {
-			where += ", but for section 4's three worker processes"
+		switch {
+		case out.run == nil:
+		case out.key == "ratelimit":
+			apart = append(apart, "section 4's three worker processes")
+		case out.key == "scale":
+			apart = append(apart, "section 6's API and worker processes (on a Redis Cluster of their own, "+
+				"not the Redis below)")
+		default:
+			inProcess = true
 		}
+	}
+	where := "API and workers run in-process with the load generator"
+	switch {
+	case !inProcess && len(apart) > 0:
+		where = "the services run as " + strings.Join(apart, " and ")
+	case len(apart) > 0:
+		where += ", but for " + strings.Join(apart, " and ")
 	}
 	fmt.Fprintf(w, "`go run ./scripts/bench`, %s, %s, took %s; %s.\n\n",
 		kind, time.Now().Format("2006-01-02"), took.Round(time.Second), where)
