@@ -89,6 +89,14 @@ func TestDeliveryReportsIntake(t *testing.T) {
 	} {
 		require.Equal(t, http.StatusBadRequest, s.postReport(t, bad).status, bad)
 	}
+	// The error speaks of the report, not of our Go types.
+	for _, bad := range []string{`[{"type":"delivery_report_mms"}]`, `{"type":"recipient_delivery_report_mms",` +
+		`"client_reference":"` + id + `","recipient":"12025550123","status":"Delivered","code":"0"}`} {
+		r := s.postReport(t, bad)
+		require.Equal(t, http.StatusBadRequest, r.status, bad)
+		require.NotContains(t, fmt.Sprint(r.body), "Go ", bad)
+		require.NotContains(t, fmt.Sprint(r.body), "reports.callback", bad)
+	}
 	r = s.postReport(t, recipientReport(id, "+19995550000", "Delivered", 0))
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, true, r.body["ignored"], "a number not in the job is not stored")

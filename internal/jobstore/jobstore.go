@@ -230,6 +230,9 @@ type Outcome struct {
 	// Recipients how many it went to.
 	Suppressed []string
 	Recipients int
+	// SentAt is when Sinch accepted the batch, for one found by a lookup
+	// later; zero, or a time after now, means now.
+	SentAt time.Time
 }
 
 // Finish records the outcome of an attempt. It reports false, and changes
@@ -259,7 +262,11 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) (bool, error) 
 		args = append(args, fBatchID, o.BatchID)
 	}
 	if o.Status == mms.StatusSent {
-		args = append(args, fSentAt, ms(s.now()))
+		at := s.now()
+		if !o.SentAt.IsZero() && o.SentAt.Before(at) {
+			at = o.SentAt
+		}
+		args = append(args, fSentAt, ms(at))
 	}
 	if len(o.Suppressed) > 0 {
 		args = append(args, fSuppress, strings.Join(o.Suppressed, ","))

@@ -220,3 +220,28 @@ func TestPendingReportsAreBounded(t *testing.T) {
 	require.Len(t, kept, maxPending)
 	require.Equal(t, fmt.Sprintf(`{"n":%d}`, maxPending+9), kept[len(kept)-1], "the latest are kept")
 }
+
+// TestLateSentKeepsSinchTime: a batch found by a lookup after the reports
+// settled the job is recorded with the time Sinch created it, never a time
+// to come.
+func TestLateSentKeepsSinchTime(t *testing.T) {
+	b := setup(t)
+	for _, tc := range []struct {
+		at, want time.Time
+	}{
+		{clock.Add(-time.Minute), clock.Add(-time.Minute)},
+		{clock.Add(time.Hour), clock},
+		{time.Time{}, clock},
+	} {
+		j := newJob(mms.StatusQueued)
+		require.NoError(t, b.store.Create(context.Background(), j))
+		_, err := b.store.Begin(context.Background(), j.ID)
+		require.NoError(t, err)
+		require.Equal(t, ReportStored, b.report(t, j.ID, "+12025550123", "Delivered", 0))
+		_, err = b.store.Finish(context.Background(), j.ID, Outcome{Status: mms.StatusSent, BatchID: "b", SentAt: tc.at})
+		require.NoError(t, err)
+		got := b.get(t, j.ID)
+		require.Equal(t, mms.StatusDelivered, got.Status)
+		require.True(t, tc.want.Equal(got.SentAt), "at %v: sent_at %v, want %v", tc.at, got.SentAt, tc.want)
+	}
+}

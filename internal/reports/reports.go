@@ -72,15 +72,19 @@ type Store interface {
 // should try again.
 func Take(ctx context.Context, s Store, body []byte, now time.Time) (Outcome, error) {
 	var cb callback
+	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
+		return Outcome{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&cb); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Outcome{}, fmt.Errorf("%w: %s is a JSON %s, not the type Sinch sends", ErrMalformed, te.Field, te.Value)
+		}
 		return Outcome{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Outcome{}, fmt.Errorf("%w: something follows the JSON object", ErrMalformed)
-	}
-	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
-		return Outcome{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	out := Outcome{Type: cb.Type}
 	if cb.Type != TypeBatch && cb.Type != TypeRecipient {

@@ -165,7 +165,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return h.failed(log, job, err, true)
 		}
 		if batch != nil {
-			return h.sent(log, job, batch.ID, "adopted")
+			return h.sent(log, job, batch.ID, "adopted", batch.CreatedAt)
 		}
 		if exp := job.Message.ExpireAt; !exp.IsZero() && !h.now().Before(exp) {
 			return h.expired(log, job)
@@ -197,7 +197,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return h.failed(log, job, err, false)
 	}
-	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent")
+	return h.sent(log.With().Int("sinch_status", batch.HTTPStatus).Logger(), job, batch.ID, "sent", time.Time{})
 }
 
 // suppressed splits the job's recipients into those to send to and those
@@ -372,7 +372,7 @@ func (h *Handler) adoptReported(ctx context.Context, id string) error {
 		log.Warn().Msg("delivery reports came for this job, but Sinch lists no batch for it")
 		return nil
 	}
-	return h.sent(log, job, batch.ID, "adopted")
+	return h.sent(log, job, batch.ID, "adopted", batch.CreatedAt)
 }
 
 func batchFor(j *mms.Job) sinch.MediaBatch {
@@ -418,9 +418,11 @@ func (h *Handler) record(job *mms.Job, o jobstore.Outcome) (bool, error) {
 	return applied, err
 }
 
-func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string) error {
+// sent records the job sent in batchID. at is when Sinch created a batch
+// found by a lookup (its created_at); zero means now.
+func (h *Handler) sent(log zerolog.Logger, job *mms.Job, batchID, how string, at time.Time) error {
 	applied, err := h.record(job, jobstore.Outcome{Status: mms.StatusSent, BatchID: batchID,
-		Suppressed: job.Suppressed, Recipients: len(job.Message.To)})
+		Suppressed: job.Suppressed, Recipients: len(job.Message.To), SentAt: at})
 	notQueued := errors.Is(err, jobstore.ErrEventNotQueued)
 	if err != nil && !notQueued {
 		// Sinch holds the batch but we could not say so. Returning the error

@@ -28,8 +28,17 @@ func printReport(w io.Writer, o options, m machine, outs []outcome, took time.Du
 	if o.quick {
 		kind = "quick run (-quick)"
 	}
+	command := "go run ./scripts/bench"
 	if ran := ranSections(outs); len(ran) < len(sections) {
-		kind += " of " + strings.Join(ran, ", ")
+		command += " -only " + strings.Join(ran, ",")
+		kind = "run of section"
+		if len(ran) > 1 {
+			kind += "s"
+		}
+		kind += " " + strings.Join(ran, ", ")
+		if o.quick {
+			kind += " (-quick)"
+		}
 	}
 	fmt.Fprintf(w, "\n## mmsgate benchmark\n\n")
 	var apart []string
@@ -53,8 +62,8 @@ func printReport(w io.Writer, o options, m machine, outs []outcome, took time.Du
 	case len(apart) > 0:
 		where += ", but for " + strings.Join(apart, " and ")
 	}
-	fmt.Fprintf(w, "`go run ./scripts/bench`, %s, %s, took %s; %s.\n\n",
-		kind, time.Now().Format("2006-01-02"), took.Round(time.Second), where)
+	fmt.Fprintf(w, "`%s`, %s, %s, took %s; %s.\n\n",
+		command, kind, time.Now().Format("2006-01-02"), took.Round(time.Second), where)
 
 	fmt.Fprintln(w, "| machine | |")
 	fmt.Fprintln(w, "|---|---|")
