@@ -258,7 +258,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log zerolog.Logger) error
 			return fmt.Errorf("start callback delivery: %w", err)
 		}
 	} else {
-		log.Info().Msg("client callbacks off: CLIENT_CALLBACK_SECRET is not set; callback tasks wait for a worker that has it")
+		log.Info().Msg("client callbacks off: CLIENT_CALLBACK_SECRET is not set; " +
+			"callback tasks wait for a worker that has it")
 	}
 	log.Info().Int("concurrency", cfg.Concurrency).Str("sinch", cfg.SinchBaseURL).
 		Bool("client_callbacks", cbSrv != nil).Msg("worker started")
@@ -286,7 +287,8 @@ func clientCallbacks(cfg config.Common, store *jobstore.Store, queue *asynq.Clie
 	store.SetNotifier(outbox.Notify)
 	if !allow.Empty() {
 		log.Warn().Str("client_callback_allowed_hosts", allow.String()).
-			Msg("callbacks may go to these non-public addresses; leave CLIENT_CALLBACK_ALLOWED_HOSTS empty in production")
+			Msg("callbacks may go to these non-public addresses; " +
+				"leave CLIENT_CALLBACK_ALLOWED_HOSTS empty in production")
 	}
 	return allow, outbox, nil
 }
@@ -357,8 +359,9 @@ func limits(cfg config.Worker, rdb redis.UniversalClient, log zerolog.Logger) *w
 func Main[C interface{ Level() string }](service string, load func() (C, error),
 	run func(context.Context, C, zerolog.Logger) error) {
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s\n\nRuns mmsgate's %s. It takes no arguments: every setting is "+
-			"an environment variable (see .env.example and the README's Configuration).\n", service, service)
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s\n\nRuns mmsgate's %s. It takes no arguments: "+
+			"every setting is an environment variable (see .env.example and the README's Configuration).\n",
+			service, service)
 	}
 	flag.Parse()
 	if flag.NArg() > 0 {

@@ -126,7 +126,8 @@ func TestClientCallbacksRetriedUntilTaken(t *testing.T) {
 		simReports: sinchsim.ReportSettings{Delay: 50 * time.Millisecond, WebhookSecret: webhookSecret}})
 
 	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json",
-		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","reference":"order-1","callback_url":"`+url+`"}`)
+		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","reference":"order-1",`+
+			`"callback_url":"`+url+`"}`)
 	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
 	id := r.body["job_id"].(string)
 	s.waitFor(t, id, mms.StatusDelivered)
@@ -260,7 +261,8 @@ func TestCallbackURLValidation(t *testing.T) {
 
 	off := setup(t, options{noWorker: true})
 	r = off.do(t, http.MethodPost, "/api/mms/send", "application/json",
-		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","callback_url":"https://hooks.example.com/x"}`)
+		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg",`+
+			`"callback_url":"https://hooks.example.com/x"}`)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
 	require.Equal(t, []string{"callback_url"}, fieldNames(t, apiError(t, r)))
 
@@ -278,7 +280,8 @@ func TestCancelQueuesAFlush(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{clientCallbacks: true, noWorker: true})
 	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json",
-		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","callback_url":"https://hooks.example.com/x",`+
+		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg",`+
+			`"callback_url":"https://hooks.example.com/x",`+
 			`"send_at":"`+time.Now().Add(time.Hour).Format(time.RFC3339)+`"}`)
 	require.Equal(t, http.StatusAccepted, r.status, "%v", r.body)
 	id := r.body["job_id"].(string)

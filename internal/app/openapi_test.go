@@ -399,7 +399,8 @@ func (v *docChecker) validate(t *testing.T, schema, val any, at string) []string
 			errs = append(errs, first...)
 		}
 	}
-	if enum := apidoc.List(s["enum"]); len(enum) > 0 && !slices.ContainsFunc(enum, func(e any) bool { return sameJSON(e, val) }) {
+	inEnum := func(e any) bool { return sameJSON(e, val) }
+	if enum := apidoc.List(s["enum"]); len(enum) > 0 && !slices.ContainsFunc(enum, inEnum) {
 		bad("%v is not one of %v", val, enum)
 	}
 

@@ -299,8 +299,10 @@ func TestValidateNamesVariable(t *testing.T) {
 		{"worker", "CLIENT_CALLBACK_MAX_ATTEMPTS", []string{"CLIENT_CALLBACK_MAX_ATTEMPTS", "101"}, ""},
 		{"worker", "CLIENT_CALLBACK_CONCURRENCY", []string{"CLIENT_CALLBACK_CONCURRENCY", "0"}, ""},
 		{"worker", "CLIENT_CALLBACK_TIMEOUT", []string{"CLIENT_CALLBACK_TIMEOUT", "90s"}, ""},
-		{"worker", "CLIENT_CALLBACK_RETRY_BASE", []string{"CLIENT_CALLBACK_RETRY_BASE", "0s"}, "CLIENT_CALLBACK_RETRY_MAX"},
-		{"worker", "CLIENT_CALLBACK_RETRY_MAX", []string{"CLIENT_CALLBACK_RETRY_MAX", "1s"}, "CLIENT_CALLBACK_RETRY_BASE"},
+		{"worker", "CLIENT_CALLBACK_RETRY_BASE", []string{"CLIENT_CALLBACK_RETRY_BASE", "0s"},
+			"CLIENT_CALLBACK_RETRY_MAX"},
+		{"worker", "CLIENT_CALLBACK_RETRY_MAX", []string{"CLIENT_CALLBACK_RETRY_MAX", "1s"},
+			"CLIENT_CALLBACK_RETRY_BASE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.process+" "+strings.Join(tt.kv, "="), func(t *testing.T) {

@@ -238,7 +238,8 @@ func TestLateSentKeepsSinchTime(t *testing.T) {
 		_, err := b.store.Begin(context.Background(), j.ID)
 		require.NoError(t, err)
 		require.Equal(t, ReportStored, b.report(t, j.ID, "+12025550123", "Delivered", 0))
-		_, err = b.store.Finish(context.Background(), j.ID, Outcome{Status: mms.StatusSent, BatchID: "b", SentAt: tc.at})
+		_, err = b.store.Finish(context.Background(), j.ID,
+			Outcome{Status: mms.StatusSent, BatchID: "b", SentAt: tc.at})
 		require.NoError(t, err)
 		got := b.get(t, j.ID)
 		require.Equal(t, mms.StatusDelivered, got.Status)

@@ -7,8 +7,8 @@
 //   - one server: redis://[user:password@]host:port/db, rediss:// for TLS,
 //     or unix:///path/to/socket;
 //   - a primary managed by Redis Sentinel:
-//     redis+sentinel://[user:password@]sentinel1:26379/db?master_name=NAME&addr=sentinel2:26379&password=PRIMARY_PASSWORD
-//     (rediss+sentinel:// for TLS), where the user and password in the URL
+//     redis+sentinel://[user:password@]sentinel1:26379/db?master_name=NAME&addr=sentinel2:26379
+//     (with &password=PRIMARY_PASSWORD; rediss+sentinel:// for TLS), where the user and password in the URL
 //     are the Sentinels' and password= is the primary's;
 //   - Redis Cluster:
 //     redis+cluster://[user:password@]node1:6379?addr=node2:6379&addr=node3:6379
@@ -72,7 +72,8 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 			return c, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		if opt.MasterName == "" {
-			return c, fmt.Errorf("REDIS_URL: a %s:// URL needs ?master_name=, the name Sentinel knows the primary by", scheme)
+			return c, fmt.Errorf("REDIS_URL: a %s:// URL needs ?master_name=, the name Sentinel knows the primary by",
+				scheme)
 		}
 		c = Conn{kind: Sentinel, failover: opt}
 	case mode == "cluster" && (base == "redis" || base == "rediss"):

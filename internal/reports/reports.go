@@ -79,7 +79,8 @@ func Take(ctx context.Context, s Store, body []byte, now time.Time) (Outcome, er
 	if err := dec.Decode(&cb); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return Outcome{}, fmt.Errorf("%w: %s is a JSON %s, not the type Sinch sends", ErrMalformed, te.Field, te.Value)
+			return Outcome{}, fmt.Errorf("%w: %s is a JSON %s, not the type Sinch sends",
+				ErrMalformed, te.Field, te.Value)
 		}
 		return Outcome{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
