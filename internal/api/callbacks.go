@@ -64,9 +64,7 @@ func (s *server) takeReports(c echo.Context) error {
 		log.Warn().Err(err).Msg("delivery report not stored; Sinch will send it again")
 		return errUnavailable()
 	}
-	for status, n := range out.ByStatus {
-		s.deps.Metrics.Jobs().DeliveryReports(status, n)
-	}
+	s.deps.Metrics.Jobs().DeliveryReports(out.ByStatus)
 	log.Info().Str("type", out.Type).Str("job_id", out.JobID).Int("stored", out.Stored).
 		Int("repeats", out.Repeats).Bool("pending", out.Pending).Bool("ignored", out.Ignored).
 		Msg("delivery report taken")

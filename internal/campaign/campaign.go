@@ -185,7 +185,6 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return s.rdb.Del(ctx, key(id), batchesKey(id)).Err()
 }
 
-// Get returns a campaign's record and state.
 // Jobs lists the IDs of the jobs made so far for campaign id; none for a
 // campaign that is not kept (any more).
 func (s *Store) Jobs(ctx context.Context, id string) ([]string, error) {
@@ -199,6 +198,7 @@ func (s *Store) Jobs(ctx context.Context, id string) ([]string, error) {
 	return JobIDs(id, 0, st.Made), nil
 }
 
+// Get returns a campaign's record and state.
 func (s *Store) Get(ctx context.Context, id string) (*Record, State, error) {
 	v, err := s.rdb.HMGet(ctx, key(id), "rec", "st", "made", "cat").Result()
 	if err != nil {

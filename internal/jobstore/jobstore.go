@@ -163,6 +163,11 @@ type Attempt struct {
 // Sinch accepted it already, or it ended otherwise.
 var ErrDone = errors.New("job needs no attempt")
 
+// ErrBatchUnrecorded comes with ErrDone for a job that delivery reports
+// settled while its batch ID was never recorded (the attempt timed out, or
+// its worker died): Sinch holds a batch that the job does not name.
+var ErrBatchUnrecorded = errors.New("delivery reports came, but no batch ID is recorded")
+
 // EarlyError is returned by Begin for a scheduled job whose time has not
 // come; nothing was changed.
 type EarlyError struct{ SendAt time.Time }
@@ -191,6 +196,9 @@ func (s *Store) Begin(ctx context.Context, id string) (*Attempt, error) {
 		// last callback event unqueued: queue it now.
 		if err := s.notifyAfter(ctx, id, res[2] == "1", mms.Status(res[1])); err != nil {
 			return nil, err
+		}
+		if res[3] == "1" {
+			return nil, fmt.Errorf("%w: status %s: %w", ErrDone, res[1], ErrBatchUnrecorded)
 		}
 		return nil, fmt.Errorf("%w: status %s", ErrDone, res[1])
 	case "expired":

@@ -99,12 +99,19 @@ end
 
 // beginScript claims a job for an attempt.
 // KEYS[1] job key; ARGV[1] now ms; ARGV[2] ttl ms.
-// Returns {"missing"}, {"done", status}, or {"ok", previous status, field,
-// value, ...}.
+// Returns {"missing"}, {"done", status, notify flag, "1" if delivery
+// reports came but no batch ID is recorded}, or {"ok", previous status,
+// field, value, ...}.
 var beginScript = redis.NewScript(rankTable() + canMove + addEvent + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return {'missing'} end
-if not can_move(st, 'sending') then return {'done', st, notify_flag(KEYS[1])} end
+if not can_move(st, 'sending') then
+  local unrecorded = '0'
+  if redis.call('HEXISTS', KEYS[1], 'drn') == 1 and redis.call('HEXISTS', KEYS[1], 'bid') == 0 then
+    unrecorded = '1'
+  end
+  return {'done', st, notify_flag(KEYS[1]), unrecorded}
+end
 -- asynq schedules to the second; a scheduled job must not go early.
 local sat = redis.call('HGET', KEYS[1], 'sat')
 if sat and tonumber(ARGV[1]) < tonumber(sat) then return {'early', sat} end

@@ -106,10 +106,14 @@ func (j *Jobs) JobAccepted(queue string) {
 	j.accepted.WithLabelValues(queue).Inc()
 }
 
-// DeliveryReports counts n stored reports with Sinch's status.
-func (j *Jobs) DeliveryReports(status string, n int) {
-	if j == nil || n <= 0 {
+// DeliveryReports counts stored reports by Sinch's status.
+func (j *Jobs) DeliveryReports(byStatus map[string]int) {
+	if j == nil {
 		return
 	}
-	j.reports.WithLabelValues(status).Add(float64(n))
+	for status, n := range byStatus {
+		if n > 0 {
+			j.reports.WithLabelValues(status).Add(float64(n))
+		}
+	}
 }

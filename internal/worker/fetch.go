@@ -111,9 +111,7 @@ func (f *Fetcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Warn().Err(err).Msg("fetched delivery report not stored; will look again")
 		return f.again(log, job)
 	}
-	for status, n := range out.ByStatus {
-		f.Metrics.Jobs().DeliveryReports(status, n)
-	}
+	f.Metrics.Jobs().DeliveryReports(out.ByStatus)
 	log.Info().Int("stored", out.Stored).Msg("delivery report fetched from Sinch")
 	if job, err = f.store.Get(ctx, p.JobID); err == nil && job.Status.Final() {
 		return nil

@@ -142,7 +142,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	case errors.Is(err, jobstore.ErrDone):
 		h.log.Info().Str("job_id", p.JobID).Err(err).Msg("send task skipped")
-		return h.adoptReported(ctx, p.JobID)
+		if errors.Is(err, jobstore.ErrBatchUnrecorded) {
+			return h.adoptReported(ctx, p.JobID)
+		}
+		return nil
 	case errors.Is(err, jobstore.ErrExpired):
 		h.countExpired(ctx)
 		return h.logExpired(h.log.With().Str("job_id", p.JobID).Logger())
@@ -360,8 +363,8 @@ func (h *Handler) lookup(ctx context.Context, log zerolog.Logger, job *mms.Job) 
 // lookup is retried with the task.
 func (h *Handler) adoptReported(ctx context.Context, id string) error {
 	job, err := h.store.Get(ctx, id)
-	if err != nil || job.Reported == 0 || job.SinchBatchID != "" {
-		return nil
+	if err != nil || job.SinchBatchID != "" {
+		return nil // gone, or recorded meanwhile
 	}
 	log := h.log.With().Str("job_id", id).Str("status", string(job.Status)).Logger()
 	batch, err := h.lookup(ctx, log, job)
@@ -478,9 +481,7 @@ func takeWaiting(ctx context.Context, store *jobstore.Store, m *metrics.Worker, 
 				"it waits for the report fetch")
 			return
 		}
-		for status, n := range out.ByStatus {
-			m.Jobs().DeliveryReports(status, n)
-		}
+		m.Jobs().DeliveryReports(out.ByStatus)
 	}
 	if err := store.DropPending(ctx, batchID); err != nil {
 		log.Warn().Err(err).Msg("delivery reports stored, but still kept as waiting for their batch")
