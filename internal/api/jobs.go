@@ -258,7 +258,7 @@ func (s *server) getJob(c echo.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 	defer cancel()
-	j, err := s.deps.Store.Get(ctx, id)
+	j, reps, err := s.deps.Store.GetWithReports(ctx, id)
 	switch {
 	case errors.Is(err, mms.ErrNotFound):
 		return newError(http.StatusNotFound, "not_found",
@@ -268,16 +268,9 @@ func (s *server) getJob(c echo.Context) error {
 		return errUnavailable()
 	}
 	v := viewOf(j)
-	if j.Reported > 0 {
-		reps, err := s.deps.Store.Reports(ctx, id)
-		if err != nil {
-			reqLog(c, s.deps.Log).Warn().Err(err).Msg("delivery reports not read")
-			return errUnavailable()
-		}
-		slices.SortFunc(reps, func(a, b jobstore.Report) int { return strings.Compare(a.Recipient, b.Recipient) })
-		for _, r := range reps {
-			v.Delivery = append(v.Delivery, delivery{Recipient: r.Recipient, Status: r.Status, Code: r.Code, At: r.At})
-		}
+	slices.SortFunc(reps, func(a, b jobstore.Report) int { return strings.Compare(a.Recipient, b.Recipient) })
+	for _, r := range reps {
+		v.Delivery = append(v.Delivery, delivery{Recipient: r.Recipient, Status: r.Status, Code: r.Code, At: r.At})
 	}
 	return c.JSON(http.StatusOK, v)
 }

@@ -148,12 +148,30 @@ if emitted then return 10 end
 return 0
 `)
 
-// Reports returns the latest report of each recipient of job id.
-func (s *Store) Reports(ctx context.Context, id string) ([]Report, error) {
-	h, err := s.rdb.HGetAll(ctx, drKey(id)).Result()
+// GetWithReports is Get and, for a job that has delivery reports, the
+// latest report of each recipient, in one round trip (the two keys share a
+// slot).
+func (s *Store) GetWithReports(ctx context.Context, id string) (*mms.Job, []Report, error) {
+	var job, reps *redis.MapStringStringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		job, reps = p.HGetAll(ctx, key(id)), p.HGetAll(ctx, drKey(id))
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read reports: %w", err)
+		return nil, nil, fmt.Errorf("get job: %w", err)
 	}
+	if len(job.Val()) == 0 {
+		return nil, nil, mms.ErrNotFound
+	}
+	j, err := decode(id, job.Val())
+	if err != nil || j.Reported == 0 {
+		return j, nil, err
+	}
+	return j, parseReports(reps.Val()), nil
+}
+
+// parseReports reads a report hash: recipient -> "<status> <code> <at ms>".
+func parseReports(h map[string]string) []Report {
 	out := make([]Report, 0, len(h))
 	for who, v := range h {
 		f := strings.Fields(v)
@@ -163,7 +181,7 @@ func (s *Store) Reports(ctx context.Context, id string) ([]Report, error) {
 		code, _ := strconv.Atoi(f[1])
 		out = append(out, Report{Recipient: who, Status: f[0], Code: code, At: fromMS(f[2])})
 	}
-	return out, nil
+	return out
 }
 
 // IndexBatch records which job a Sinch batch belongs to, for reports that

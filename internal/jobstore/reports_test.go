@@ -60,7 +60,7 @@ func TestReportsDecideTheOutcome(t *testing.T) {
 	b.report(t, j.ID, ann, "Expired", 406)
 	require.Equal(t, mms.StatusFailed, b.get(t, j.ID).Status)
 
-	reps, err := b.store.Reports(context.Background(), j.ID)
+	_, reps, err := b.store.GetWithReports(context.Background(), j.ID)
 	require.NoError(t, err)
 	require.Equal(t, []Report{{Recipient: ann, Status: "Expired", Code: 406, At: clock}}, reps)
 }
@@ -106,7 +106,7 @@ func TestIntermediateReportsOnlyMoveForward(t *testing.T) {
 	require.Equal(t, ReportRepeat, at(4*time.Minute, "Dispatched", 401), "the same status later")
 	require.Len(t, b.get(t, j.ID).History, history+1, "only the Dispatched report recorded")
 
-	reps, err := b.store.Reports(context.Background(), j.ID)
+	_, reps, err := b.store.GetWithReports(context.Background(), j.ID)
 	require.NoError(t, err)
 	require.Equal(t, []Report{{Recipient: ann, Status: "Dispatched", Code: 401, At: clock.Add(2 * time.Minute)}}, reps)
 
@@ -196,7 +196,7 @@ func TestReportsOnlyForWhatWasSent(t *testing.T) {
 	j := b.sentJob(t, ann)
 	require.Equal(t, ReportNotOurs, b.report(t, j.ID, "+19995550000", "Delivered", 0))
 	require.Equal(t, mms.StatusSent, b.get(t, j.ID).Status)
-	reps, err := b.store.Reports(context.Background(), j.ID)
+	_, reps, err := b.store.GetWithReports(context.Background(), j.ID)
 	require.NoError(t, err)
 	require.Empty(t, reps)
 

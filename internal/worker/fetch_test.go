@@ -71,7 +71,7 @@ func TestFetchReports(t *testing.T) {
 	require.NoError(t, f.ProcessTask(context.Background(), fetchTask(t, j.ID)), "settled: nothing to do")
 	require.Equal(t, 3, src.calls, "no call once the job is settled")
 
-	reps, err := b.store.Reports(context.Background(), j.ID)
+	_, reps, err := b.store.GetWithReports(context.Background(), j.ID)
 	require.NoError(t, err)
 	require.Len(t, reps, 2)
 
