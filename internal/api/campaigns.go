@@ -487,9 +487,7 @@ func (s *server) cancelCampaign(c echo.Context) error {
 	if err != nil {
 		return s.campaignError(c, err)
 	}
-	for range sum.CanceledJobs {
-		s.deps.Metrics.Jobs().JobChanged(sum.Queue, string(mms.StatusCanceled), "campaign_canceled")
-	}
+	s.deps.Metrics.Jobs().JobsChanged(sum.Queue, string(mms.StatusCanceled), "campaign_canceled", sum.CanceledJobs)
 	reqLog(c, s.deps.Log).Info().Str("campaign_id", id).Int("canceled_jobs", sum.CanceledJobs).
 		Msg("campaign canceled")
 	return c.JSON(http.StatusOK, struct {

@@ -291,12 +291,7 @@ func requireJSON(r *http.Request) error {
 // badJSON maps a decoding error: a body that is not the JSON we expect is a
 // 400; an oversized one a 413.
 func badJSON(err error) error {
-	var verr *mms.ValidationError
-	if errors.As(err, &verr) {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_json",
-			Message: "the body is not a valid request", Fields: verr.Fields}
-	}
-	return unreadable(err)
+	return asInvalid(err, "invalid_json", "the body is not a valid request")
 }
 
 // readBody reads a request body whole; see unreadable for its errors.

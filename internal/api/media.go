@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -31,12 +30,7 @@ func (s *server) checkMedia(c echo.Context) error {
 		return badJSON(err)
 	}
 	if err := media.ValidateURL(req.URL); err != nil {
-		var ue *media.URLError
-		msg := err.Error()
-		if errors.As(err, &ue) {
-			msg = ue.Message
-		}
-		return &mms.ValidationError{Fields: []mms.FieldError{{Field: "url", Message: msg}}}
+		return &mms.ValidationError{Fields: []mms.FieldError{{Field: "url", Message: err.Error()}}}
 	}
 	if s.deps.Media == nil {
 		return newError(http.StatusServiceUnavailable, "unavailable", "media checks are not set up")

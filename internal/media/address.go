@@ -46,8 +46,7 @@ func isMetadata(ip netip.Addr) bool {
 type AddressError struct {
 	Host string     // as in the URL
 	Addr netip.Addr // the address it resolved to
-	Port uint16
-	Why  string // e.g. "a private address"
+	Why  string     // e.g. "a private address"
 }
 
 func (e *AddressError) Error() string {
@@ -226,7 +225,7 @@ func (g *guard) permit(host string, ip netip.Addr, port uint16, nameAllowed bool
 	case nameAllowed, mms.PublicAddr(ip), g.allow.allowsAddr(ip, port):
 		return nil
 	}
-	return &AddressError{Host: host, Addr: ip, Port: port, Why: describe(ip)}
+	return &AddressError{Host: host, Addr: ip, Why: describe(ip)}
 }
 
 // DialContext resolves and checks address, then connects.

@@ -83,9 +83,6 @@ var allowedTypes = []string{
 	"application/pdf",
 }
 
-// AllowedTypes lists the Content-Types a check accepts.
-func AllowedTypes() []string { return append([]string(nil), allowedTypes...) }
-
 // Result is the outcome of one check, and what was seen.
 type Result struct {
 	OK bool `json:"ok"`

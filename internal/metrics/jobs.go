@@ -74,8 +74,11 @@ var reasonLabel = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // JobChanged counts a job that moved to status in queue; reason is the
 // error code that came with it, if any.
-func (j *Jobs) JobChanged(queue, status, reason string) {
-	if j == nil {
+func (j *Jobs) JobChanged(queue, status, reason string) { j.JobsChanged(queue, status, reason, 1) }
+
+// JobsChanged counts n jobs that moved to status in queue alike.
+func (j *Jobs) JobsChanged(queue, status, reason string, n int) {
+	if j == nil || n <= 0 {
 		return
 	}
 	if reason != "" && !reasonLabel.MatchString(reason) {
@@ -83,18 +86,18 @@ func (j *Jobs) JobChanged(queue, status, reason string) {
 	}
 	switch status {
 	case statusSent:
-		j.sent.WithLabelValues(queue).Inc()
+		j.sent.WithLabelValues(queue).Add(float64(n))
 	case statusFailed:
-		j.failed.WithLabelValues(queue, reason).Inc()
+		j.failed.WithLabelValues(queue, reason).Add(float64(n))
 	case statusRetrying:
-		j.retried.WithLabelValues(queue, reason).Inc()
+		j.retried.WithLabelValues(queue, reason).Add(float64(n))
 	case statusExpired:
-		j.expired.WithLabelValues(queue).Inc()
+		j.expired.WithLabelValues(queue).Add(float64(n))
 	case statusCanceled:
 		if reason == "" {
 			reason = "operator"
 		}
-		j.canceled.WithLabelValues(queue, reason).Inc()
+		j.canceled.WithLabelValues(queue, reason).Add(float64(n))
 	}
 }
 

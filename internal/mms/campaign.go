@@ -254,8 +254,9 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 		defaults[name] = v
 	}
 	needed := placeholders(r.Message, &verr)
-	if names := r.columnsUsed(); len(names) > MaxCampaignParams {
-		verr.add("recipients", "use %d parameter names; at most %d are allowed", len(names), MaxCampaignParams)
+	columns := slices.Sorted(maps.Keys(r.columnsUsed()))
+	if len(columns) > MaxCampaignParams {
+		verr.add("recipients", "use %d parameter names; at most %d are allowed", len(columns), MaxCampaignParams)
 	}
 	if len(verr.Fields) > 0 {
 		return nil, &verr
@@ -268,7 +269,7 @@ func (r *CampaignRequest) Validate(rules Rules) (*CampaignPlan, error) {
 	if len(defaults) == 0 {
 		plan.Defaults = nil
 	}
-	r.normalize(plan, rules.DefaultRegion, needed)
+	r.normalize(plan, rules.DefaultRegion, needed, columns)
 	if len(plan.Recipients) == 0 {
 		return plan, ErrNoRecipients
 	}
@@ -314,8 +315,9 @@ func placeholders(text string, verr *ValidationError) []string {
 
 // normalize fills plan's recipients and values from r: numbers in E.164,
 // the first of any repeats kept, the refused listed. Parsing numbers is the
-// costly part of a large campaign, so it is spread over the CPUs.
-func (r *CampaignRequest) normalize(plan *CampaignPlan, region string, needed []string) {
+// costly part of a large campaign, so it is spread over the CPUs. names are
+// the parameter names recipients use, sorted.
+func (r *CampaignRequest) normalize(plan *CampaignPlan, region string, needed, names []string) {
 	n := len(r.Recipients)
 	numbers := make([]string, n)
 	problems := make([]string, n)
@@ -330,7 +332,6 @@ func (r *CampaignRequest) normalize(plan *CampaignPlan, region string, needed []
 	}
 	wg.Wait()
 
-	names := slices.Sorted(maps.Keys(r.columnsUsed()))
 	if len(names) > 0 {
 		plan.Values = make(map[string][]string, len(names))
 	}
