@@ -54,15 +54,10 @@ func NewDeliverer(store *jobstore.Store, cfg Config, log zerolog.Logger) *Delive
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	transport := &http.Transport{
-		Proxy:                  nil, // a proxy would connect where the dialer does not check
-		DialContext:            media.NewDialer(cfg.Allow, cfg.Resolver, cfg.Dial),
-		TLSHandshakeTimeout:    cfg.Timeout,
-		ResponseHeaderTimeout:  cfg.Timeout,
-		MaxResponseHeaderBytes: 64 << 10,
-		MaxIdleConnsPerHost:    4,
-		IdleConnTimeout:        time.Minute,
-	}
+	transport := media.NewTransport(cfg.Allow, cfg.Resolver, cfg.Dial, cfg.Timeout)
+	transport.ResponseHeaderTimeout = cfg.Timeout
+	transport.MaxIdleConnsPerHost = 4
+	transport.IdleConnTimeout = time.Minute
 	client := &http.Client{
 		Transport: transport,
 		Timeout:   cfg.Timeout,

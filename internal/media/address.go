@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mmsgate/mmsgate/internal/mms"
 )
@@ -191,6 +193,19 @@ func (a AllowList) allowsAddr(ip netip.Addr, port uint16) bool {
 		}
 	}
 	return false
+}
+
+// NewTransport returns an HTTP transport for URLs that clients give: it
+// connects through NewDialer(allow, resolver, dial), never through a proxy
+// (which would connect where the dialer does not check), bounds the TLS
+// handshake by timeout and answer headers to 64 KiB.
+func NewTransport(allow AllowList, resolver Resolver, dial DialFunc, timeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            NewDialer(allow, resolver, dial),
+		TLSHandshakeTimeout:    timeout,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
 }
 
 // NewDialer returns a dialer that connects only where a media check may:

@@ -164,17 +164,12 @@ func New(cfg Config) *Checker {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
-	transport := &http.Transport{
-		Proxy:       nil, // never: the proxy would connect where we do not check
-		DialContext: NewDialer(cfg.Allow, cfg.Resolver, cfg.Dial),
-		// A connection is checked when it is dialed; none is kept for
-		// another check.
-		DisableKeepAlives:      true,
-		TLSHandshakeTimeout:    cfg.Timeout,
-		MaxResponseHeaderBytes: 64 << 10,
-		// The length must be the file's own; compression would hide it.
-		DisableCompression: true,
-	}
+	transport := NewTransport(cfg.Allow, cfg.Resolver, cfg.Dial, cfg.Timeout)
+	// A connection is checked when it is dialed; none is kept for another
+	// check.
+	transport.DisableKeepAlives = true
+	// The length must be the file's own; compression would hide it.
+	transport.DisableCompression = true
 	log := zerolog.Nop()
 	if cfg.Log != nil {
 		log = *cfg.Log
