@@ -1,9 +1,6 @@
 package app_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mmsgate/mmsgate/internal/mms"
+	"github.com/mmsgate/mmsgate/internal/sinchsim"
 )
 
 const reportsPath = "/sinch/reports/" + reportSecret
@@ -20,10 +18,8 @@ const reportsPath = "/sinch/reports/" + reportSecret
 // sign returns Sinch's signature headers for body.
 func sign(secret, body string) []string {
 	nonce, ts := "n-"+fmt.Sprint(time.Now().UnixNano()), fmt.Sprint(time.Now().Unix())
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(body + "." + nonce + "." + ts))
-	return []string{"X-Sinch-Webhook-Signature", base64.StdEncoding.EncodeToString(m.Sum(nil)),
-		"X-Sinch-Webhook-Signature-Nonce", nonce, "X-Sinch-Webhook-Signature-Timestamp", ts, "X-API-Key", ""}
+	return []string{sinchsim.HeaderSignature, sinchsim.Signature(secret, []byte(body), nonce, ts),
+		sinchsim.HeaderSignatureNonce, nonce, sinchsim.HeaderSignatureTimestamp, ts, "X-API-Key", ""}
 }
 
 func recipientReport(jobID, who, status string, code int) string {

@@ -242,7 +242,7 @@ func (s *Server) sendReports(ctx context.Context, id string) {
 				s.finish(cb, CallbackRefused)
 				continue
 			}
-			s.deliver(ctx, cb, out.body, rs)
+			s.deliver(ctx, cb, rs)
 		}
 	}
 }
@@ -314,8 +314,8 @@ func (s *Server) newCallback(b *Batch, out outgoing, copyNo int) *Callback {
 
 // deliver makes the first attempt of cb now and, if it calls for a retry,
 // goes on in the background with the backoff of rs.
-func (s *Server) deliver(ctx context.Context, cb *Callback, body []byte, rs ReportSettings) {
-	if s.attempt(ctx, cb, body, rs) {
+func (s *Server) deliver(ctx context.Context, cb *Callback, rs ReportSettings) {
+	if s.attempt(ctx, cb, rs) {
 		return
 	}
 
@@ -327,7 +327,7 @@ func (s *Server) deliver(ctx context.Context, cb *Callback, body []byte, rs Repo
 				s.finish(cb, CallbackCanceled)
 				return
 			}
-			if s.attempt(ctx, cb, body, rs) {
+			if s.attempt(ctx, cb, rs) {
 				return
 			}
 			delay *= 2
@@ -341,12 +341,12 @@ func (s *Server) deliver(ctx context.Context, cb *Callback, body []byte, rs Repo
 	}
 }
 
-// attempt POSTs body once, records the attempt, and reports whether cb is
+// attempt POSTs cb's body once, records the attempt, and reports whether cb is
 // done: answered (delivered or dropped), out of attempts, or canceled.
 // false means a retry is due.
-func (s *Server) attempt(ctx context.Context, cb *Callback, body []byte, rs ReportSettings) bool {
+func (s *Server) attempt(ctx context.Context, cb *Callback, rs ReportSettings) bool {
 	start := time.Now()
-	status, err := s.post(ctx, cb.URL, body, rs)
+	status, err := s.post(ctx, cb.URL, cb.Body, rs)
 	a := Attempt{At: start, Status: status, Duration: time.Since(start)}
 	if err != nil {
 		a.Error = err.Error()
@@ -375,11 +375,6 @@ func (s *Server) attempt(ctx context.Context, cb *Callback, body []byte, rs Repo
 
 // post sends one callback request and returns the answer's status.
 func (s *Server) post(ctx context.Context, target string, body []byte, rs ReportSettings) (int, error) {
-	// The hard rule, checked again at every attempt.
-	if reason := refuseReason(target); reason != "" {
-		return 0, errors.New(reason)
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, rs.Timeout)
 	defer cancel()
 

@@ -290,6 +290,13 @@ type reportsIn struct {
 	Signed *bool `json:"signed"`
 }
 
+// setIf sets *dst to *src when a field was given.
+func setIf[T any](dst, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
 // putReports changes the report settings named in the body. Nothing
 // changes unless all given values are valid.
 func (s *Server) putReports(w http.ResponseWriter, r *http.Request) {
@@ -306,11 +313,6 @@ func (s *Server) putReports(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	rs := s.reports
 	var err error
-	set := func(dst *bool, src *bool) {
-		if src != nil {
-			*dst = *src
-		}
-	}
 	setDuration := func(dst *time.Duration, field string, src *string) {
 		if src != nil && err == nil {
 			*dst, err = parseDuration(field, *src)
@@ -324,21 +326,13 @@ func (s *Server) putReports(w http.ResponseWriter, r *http.Request) {
 		controlError(w, err.Error())
 		return
 	}
-	set(&rs.Duplicate, in.Duplicate)
-	set(&rs.OutOfOrder, in.OutOfOrder)
-	set(&rs.BeforeCreated, in.BeforeCreated)
-	if in.Default != nil {
-		rs.Default = *in.Default
-	}
-	if in.Outcomes != nil {
-		rs.Outcomes = *in.Outcomes
-	}
-	if in.MaxAttempts != nil {
-		rs.MaxAttempts = *in.MaxAttempts
-	}
-	if in.WebhookSecret != nil {
-		rs.WebhookSecret = *in.WebhookSecret
-	}
+	setIf(&rs.Duplicate, in.Duplicate)
+	setIf(&rs.OutOfOrder, in.OutOfOrder)
+	setIf(&rs.BeforeCreated, in.BeforeCreated)
+	setIf(&rs.Default, in.Default)
+	setIf(&rs.Outcomes, in.Outcomes)
+	setIf(&rs.MaxAttempts, in.MaxAttempts)
+	setIf(&rs.WebhookSecret, in.WebhookSecret)
 	if in.Signed != nil && *in.Signed != (rs.WebhookSecret != "") {
 		s.mu.Unlock()
 		controlError(w, "signed: shows whether webhook_secret is set; set webhook_secret to change it")

@@ -344,7 +344,6 @@ const (
 // reportState is what the simulator keeps to report on one batch: its
 // timeline and the settings it was created under.
 type reportState struct {
-	created    time.Time
 	dispatched time.Time // start + delay/2
 	final      time.Time // start + delay
 	rules      *outcomeRules
@@ -366,7 +365,6 @@ func newReportState(b *Batch, rs ReportSettings, rules *outcomeRules) *reportSta
 		start, delay = b.CreatedAt, 0
 	}
 	return &reportState{
-		created:    b.CreatedAt,
 		dispatched: start.Add(delay / 2),
 		final:      start.Add(delay),
 		rules:      rules,
@@ -398,7 +396,7 @@ func (st *reportState) recipientReport(b *Batch, digits string, p phase) Recipie
 	}
 	switch p {
 	case phaseQueued:
-		r.Status, r.Code, r.At = StatusQueued, CodeQueued, st.created
+		r.Status, r.Code, r.At = StatusQueued, CodeQueued, b.CreatedAt
 	case phaseDispatched:
 		r.Status, r.Code, r.At = StatusDispatched, CodeDispatched, st.dispatched
 		r.OperatorStatusAt = st.dispatched
