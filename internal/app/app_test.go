@@ -120,6 +120,7 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	if o.mediaAllow != "" {
 		common.MediaAllowedHosts = strings.Split(o.mediaAllow, ",")
 		common.MediaCheckTimeout, common.MediaMaxBytes, common.MediaWarnBytes = 2*time.Second, 5<<20, 1_000_000
+		common.MediaCheckTTL = time.Minute
 	}
 	if o.clientCallbacks {
 		common.ClientCallbackSecret = clientCallbackSecret

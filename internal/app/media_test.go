@@ -9,15 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mmsgate/mmsgate/internal/app"
-	"github.com/mmsgate/mmsgate/internal/config"
-	"github.com/mmsgate/mmsgate/internal/logging"
 	"github.com/mmsgate/mmsgate/internal/media"
-	"github.com/mmsgate/mmsgate/internal/redistest"
 )
 
 // mediaServer serves files on 127.0.0.1 by path: /ok.jpg, /big.mp4 (over
@@ -81,56 +76,6 @@ func (m *mediaServer) total() int {
 	return n
 }
 
-// startMediaAPI runs the real API, alone, with media checks allowed to
-// reach 127.0.0.1 and their results cached for a minute.
-func startMediaAPI(t *testing.T) *stack {
-	t.Helper()
-	rs := redistest.Start(t)
-	logs := &logging.Buffer{}
-	log := logging.New("debug", logs)
-	cfg := config.API{
-		Common: config.Common{
-			RedisURL:     rs.URL,
-			RedisTimeout: 500 * time.Millisecond,
-			LogLevel:     "debug",
-			JobRetention: time.Hour,
-			MaxAttempts:  5,
-
-			MediaMaxBytes:     5 << 20,
-			MediaWarnBytes:    1_000_000,
-			MediaCheckTimeout: 2 * time.Second,
-			MediaCheckTTL:     time.Minute,
-			MediaAllowedHosts: []string{"127.0.0.1"},
-
-			ClientCallbackMaxAttempts: 1,
-		},
-		ListenHost:        "127.0.0.1",
-		APIKeys:           []config.Secret{apiKey},
-		DefaultFrom:       "+12025550100",
-		DefaultRegion:     "US",
-		MaxBodyBytes:      64 << 10,
-		ShutdownTimeout:   2 * time.Second,
-		IdempotencyTTL:    24 * time.Hour,
-		CampaignBatchSize: 1000,
-	}
-	require.NoError(t, cfg.Common.Validate())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := app.RunAPI(ctx, cfg, log, func(a string) { addr <- a }); err != nil {
-			t.Errorf("api: %v", err)
-			close(addr)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	a, ok := <-addr
-	require.True(t, ok, "api did not start")
-	return &stack{url: "http://" + a, redis: rs, rdb: rs.Client(t), logs: logs, log: log}
-}
-
 func (s *stack) checkMedia(t *testing.T, u string) map[string]any {
 	t.Helper()
 	body := `{"url":` + strconv.Quote(u) + `}`
@@ -141,7 +86,7 @@ func (s *stack) checkMedia(t *testing.T, u string) map[string]any {
 
 func TestMediaCheckEndpoint(t *testing.T) {
 	t.Parallel()
-	s := startMediaAPI(t)
+	s := setup(t, options{noWorker: true, mediaAllow: "127.0.0.1"})
 	m := startMediaServer(t)
 
 	// A good file, every field of the answer.

@@ -95,13 +95,13 @@ func StartCluster(bin string, n int) (*Cluster, error) {
 		c.Close()
 		return nil, err
 	}
-	c.URL = "redis+cluster://" + c.Nodes[0].Addr()
+	var others []string
 	for _, p := range c.Nodes[1:] {
-		sep := "&"
-		if !strings.Contains(c.URL, "?") {
-			sep = "?"
-		}
-		c.URL += sep + "addr=" + p.Addr()
+		others = append(others, "addr="+p.Addr())
+	}
+	c.URL = "redis+cluster://" + c.Nodes[0].Addr()
+	if len(others) > 0 {
+		c.URL += "?" + strings.Join(others, "&")
 	}
 	return c, nil
 }
