@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -548,19 +547,6 @@ func (c Worker) validateRates() error {
 }
 
 func checkRedisURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("REDIS_URL: not a URL")
-	}
-	if u.Scheme == "redis" || u.Scheme == "rediss" {
-		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				return fmt.Errorf("REDIS_URL: port %q is not a TCP port", p)
-			}
-		}
-	}
-	if u.Scheme == "unix" && u.Path == "" {
-		return errors.New("REDIS_URL: a unix:// URL needs the socket's path")
-	}
-	return redisconn.Check(s)
+	_, err := redisconn.Parse(s, 0)
+	return err
 }

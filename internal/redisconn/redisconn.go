@@ -21,6 +21,7 @@ package redisconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -58,9 +59,19 @@ var _ asynq.RedisConnOpt = Conn{}
 func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 	scheme, _, _ := strings.Cut(rawURL, "://")
 	base, mode, hasMode := strings.Cut(scheme, "+")
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return Conn{}, errors.New("REDIS_URL: not a URL")
+	}
 	var c Conn
 	switch {
 	case !hasMode && (scheme == "redis" || scheme == "rediss" || scheme == "unix"):
+		if p := u.Port(); p != "" && scheme != "unix" && !validPort(p) {
+			return c, fmt.Errorf("REDIS_URL: port %q is not a TCP port", p)
+		}
+		if scheme == "unix" && u.Path == "" {
+			return c, errors.New("REDIS_URL: a unix:// URL needs the socket's path")
+		}
 		opt, err := redis.ParseURL(rawURL)
 		if err != nil {
 			return c, fmt.Errorf("REDIS_URL: %w", err)
@@ -77,16 +88,12 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 		}
 		c = Conn{kind: Sentinel, failover: opt}
 	case mode == "cluster" && (base == "redis" || base == "rediss"):
-		u, err := url.Parse(rawURL)
-		if err != nil {
-			return c, fmt.Errorf("REDIS_URL: not a URL")
-		}
 		if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
 			return c, fmt.Errorf("REDIS_URL: a %s:// URL may name no database but 0: a Cluster has only db 0", scheme)
 		}
-		u.Path = ""
-		u.Scheme = base
-		opt, err := redis.ParseClusterURL(u.String())
+		cu := *u
+		cu.Path, cu.Scheme = "", base
+		opt, err := redis.ParseClusterURL(cu.String())
 		if err != nil {
 			return c, fmt.Errorf("REDIS_URL: %w", err)
 		}
@@ -96,7 +103,7 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 			"redis+cluster or rediss+cluster", scheme)
 	}
 	if hasMode {
-		if err := checkAddrs(scheme, rawURL); err != nil {
+		if err := checkAddrs(scheme, u); err != nil {
 			return Conn{}, err
 		}
 	}
@@ -107,9 +114,8 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 // checkAddrs requires a host and an explicit, valid port of every node a
 // Sentinel or Cluster URL names: go-redis would fill in localhost:6379 for
 // a missing one, which is neither Sentinel's port nor, likely, any of ours.
-func checkAddrs(scheme, rawURL string) error {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Hostname() == "" {
+func checkAddrs(scheme string, u *url.URL) error {
+	if u.Hostname() == "" {
 		return fmt.Errorf("REDIS_URL: a %s:// URL needs a host and port", scheme)
 	}
 	for _, addr := range append([]string{u.Host}, u.Query()["addr"]...) {
@@ -117,11 +123,17 @@ func checkAddrs(scheme, rawURL string) error {
 		if err != nil || host == "" {
 			return fmt.Errorf("REDIS_URL: %q is not host:port; every node of a %s:// URL needs both", addr, scheme)
 		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		if !validPort(port) {
 			return fmt.Errorf("REDIS_URL: %q has no valid port (1 to 65535)", addr)
 		}
 	}
 	return nil
+}
+
+// validPort reports whether p is a TCP port number, 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // clusterReload is how often a Cluster client reloads the slot map while it
@@ -217,13 +229,4 @@ func Ping(ctx context.Context, rdb redis.UniversalClient) error {
 		})
 	}
 	return rdb.Ping(ctx).Err()
-}
-
-// Check reports what is wrong with a REDIS_URL, without connecting.
-func Check(rawURL string) error {
-	if _, err := url.Parse(rawURL); err != nil {
-		return fmt.Errorf("REDIS_URL: not a URL")
-	}
-	_, err := Parse(rawURL, 0)
-	return err
 }
