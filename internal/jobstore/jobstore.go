@@ -369,7 +369,7 @@ var ErrConflict = errors.New("status does not allow this")
 // Cancel cancels a job that has not reached Sinch and is not being sent. It
 // returns mms.ErrNotFound, or ErrConflict with the job's status.
 func (s *Store) Cancel(ctx context.Context, id string) error {
-	return s.operatorMove(ctx, cancelScript, "cancel job", id)
+	return s.operatorMove(ctx, cancelScript, "cancel job", id, mms.StatusCanceled)
 }
 
 // Redrive puts a failed job that Sinch holds no batch of back to queued,
@@ -377,10 +377,11 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 // whose last attempt may have reached Sinch keeps that doubt on record, so
 // the next attempt looks the batch up before it sends.
 func (s *Store) Redrive(ctx context.Context, id string) error {
-	return s.operatorMove(ctx, redriveScript, "redrive job", id)
+	return s.operatorMove(ctx, redriveScript, "redrive job", id, mms.StatusQueued)
 }
 
-func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id string) error {
+// operatorMove runs script, which moves job id to target or refuses.
+func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id string, target mms.Status) error {
 	res, err := script.Run(ctx, s.rdb, []string{key(id)}, ms(s.now()), s.ttl.Milliseconds()).StringSlice()
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -390,10 +391,7 @@ func (s *Store) operatorMove(ctx context.Context, script *redis.Script, op, id s
 	}
 	to := mms.Status(res[1])
 	if res[0] == "ok" {
-		to = mms.StatusCanceled
-		if script == redriveScript {
-			to = mms.StatusQueued
-		}
+		to = target
 	}
 	nerr := s.notifyAfter(ctx, id, res[2] == "1", to)
 	if res[0] == "refused" {

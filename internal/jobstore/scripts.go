@@ -14,17 +14,24 @@ return 1
 // addEvent appends "<ms> <status>[ <code>]" to the job's history, keeping
 // the last maxEvents lines; move_to is every status change's common part.
 var addEvent = `
-local function add_event(key, now, status, code)
-  local h = (redis.call('HGET', key, 'h') or '') .. now .. ' ' .. status
-  if code ~= '' then h = h .. ' ' .. code end
-  h = h .. '\n'
-  local n = 0
-  for _ in string.gmatch(h, '\n') do n = n + 1 end
-  while n > ` + maxEventsLua + ` do
-    h = string.sub(h, string.find(h, '\n', 1, true) + 1)
-    n = n - 1
+-- append_line appends line to the list kept in field of key, one line a
+-- line, keeping the last max of them; it returns how many it dropped.
+local function append_line(key, field, line, max)
+  local text = (redis.call('HGET', key, field) or '') .. line .. '\n'
+  local n, dropped = 0, 0
+  for _ in string.gmatch(text, '\n') do n = n + 1 end
+  while n > max do
+    text = string.sub(text, string.find(text, '\n', 1, true) + 1)
+    n, dropped = n - 1, dropped + 1
   end
-  redis.call('HSET', key, 'h', h)
+  redis.call('HSET', key, field, text)
+  return dropped
+end
+
+local function add_event(key, now, status, code)
+  local line = now .. ' ' .. status
+  if code ~= '' then line = line .. ' ' .. code end
+  append_line(key, 'h', line, ` + maxEventsLua + `)
 end
 
 -- emitted is set when this script put a client callback event in a job's
@@ -41,16 +48,9 @@ local function emit(key, now, status, prev, code)
   if quiet or redis.call('HEXISTS', key, 'cb') == 0 then return end
   local seq = redis.call('HINCRBY', key, 'cbn', 1)
   if code == '' then code = '-' end
-  local box = (redis.call('HGET', key, 'cbo') or '') .. seq .. ' ' .. now .. ' ' .. status .. ' ' ..
-    (prev or '-') .. ' ' .. code .. '\n'
-  local n = 0
-  for _ in string.gmatch(box, '\n') do n = n + 1 end
-  while n > ` + maxOutboxLua + ` do
-    box = string.sub(box, string.find(box, '\n', 1, true) + 1)
-    redis.call('HINCRBY', key, 'cbf', 1)
-    n = n - 1
-  end
-  redis.call('HSET', key, 'cbo', box)
+  local dropped = append_line(key, 'cbo', seq .. ' ' .. now .. ' ' .. status .. ' ' .. (prev or '-') .. ' ' .. code,
+    ` + maxOutboxLua + `)
+  if dropped > 0 then redis.call('HINCRBY', key, 'cbf', dropped) end
   emitted = true
 end
 
