@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,8 +48,21 @@ func buildCmd(ctx context.Context, dir, name string) (string, time.Duration, err
 
 // childEnv is the environment of a service process the benchmark starts:
 // this process's environment without any variable the API or the worker
-// reads, plus set. Every setting not in set keeps its production default.
-func childEnv(set map[string]string) []string {
+// reads, plus set. Every setting not in set keeps its production default,
+// but for two the benchmark always needs: LOG_LEVEL (warn, info with -v)
+// and MEDIA_CHECK=false (the media URLs are placeholders that nothing may
+// fetch).
+func (e *env) childEnv(set map[string]string) []string {
+	set = maps.Clone(set)
+	if _, ok := set["LOG_LEVEL"]; !ok {
+		set["LOG_LEVEL"] = "warn"
+		if e.opt.verbose {
+			set["LOG_LEVEL"] = "info"
+		}
+	}
+	if _, ok := set["MEDIA_CHECK"]; !ok {
+		set["MEDIA_CHECK"] = "false"
+	}
 	ours := map[string]bool{}
 	for _, n := range append(envNames(reflect.TypeFor[config.API]()), envNames(reflect.TypeFor[config.Worker]())...) {
 		ours[n] = true

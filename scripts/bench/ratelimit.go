@@ -89,10 +89,6 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 			stop()
 		}
 	}()
-	level := "warn"
-	if e.opt.verbose {
-		level = "info"
-	}
 	progress("rate limit: %d worker processes, SINCH_RATE_LIMIT=%d SINCH_RATE_BURST=%d WORKER_CONCURRENCY=%d",
 		rlProcs, rlRate, rlBurst, rlConcurrency)
 	t0 := time.Now()
@@ -103,7 +99,7 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 		}
 		stopSims = append(stopSims, stopSim)
 		sims[i] = sim
-		p, err := startProc(fmt.Sprintf("worker-%d", i+1), bin, childEnv(map[string]string{
+		p, err := startProc(fmt.Sprintf("worker-%d", i+1), bin, e.childEnv(map[string]string{
 			"REDIS_URL":             e.redisURL,
 			"SINCH_API_BASE_URL":    simURL,
 			"SINCH_SERVICE_PLAN_ID": simPlan,
@@ -112,8 +108,6 @@ func benchRateLimit(ctx context.Context, e *env) (result, error) {
 			"SINCH_RATE_BURST":      strconv.Itoa(rlBurst),
 			"WORKER_CONCURRENCY":    strconv.Itoa(rlConcurrency),
 			"WORKER_POLL_INTERVAL":  "100ms",
-			"LOG_LEVEL":             level,
-			"MEDIA_CHECK":           "false", // placeholder media URLs: nothing may fetch them
 		}))
 		if err != nil {
 			return result{}, err

@@ -24,11 +24,10 @@ func ranSections(outs []outcome) []string {
 // printReport writes the report as markdown: the machine, the table, and
 // the raw figures behind it.
 func printReport(w io.Writer, o options, m machine, outs []outcome, took time.Duration) {
-	kind := "full run"
+	kind, command := "full run", "go run ./scripts/bench"
 	if o.quick {
-		kind = "quick run (-quick)"
+		kind, command = "quick run", command+" -quick"
 	}
-	command := "go run ./scripts/bench"
 	if ran := ranSections(outs); len(ran) < len(sections) {
 		command += " -only " + strings.Join(ran, ",")
 		kind = "run of section"
@@ -36,9 +35,6 @@ func printReport(w io.Writer, o options, m machine, outs []outcome, took time.Du
 			kind += "s"
 		}
 		kind += " " + strings.Join(ran, ", ")
-		if o.quick {
-			kind += " (-quick)"
-		}
 	}
 	fmt.Fprintf(w, "\n## mmsgate benchmark\n\n")
 	var apart []string

@@ -78,20 +78,9 @@ func benchScale(ctx context.Context, e *env) (result, error) {
 		}
 		stopSim()
 	}()
-	level := "warn"
-	if e.opt.verbose {
-		level = "info"
-	}
-	common := map[string]string{"REDIS_URL": cluster.URL, "LOG_LEVEL": level}
-	with := func(extra map[string]string) []string {
-		m := map[string]string{}
-		for k, v := range common {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return childEnv(m)
+	with := func(set map[string]string) []string {
+		set["REDIS_URL"] = cluster.URL
+		return e.childEnv(set)
 	}
 
 	var bases []string
@@ -145,7 +134,6 @@ func benchScale(ctx context.Context, e *env) (result, error) {
 			"SINCH_API_BASE_URL": simURL, "SINCH_SERVICE_PLAN_ID": simPlan, "SINCH_API_TOKEN": simToken,
 			"SINCH_RATE_LIMIT": strconv.Itoa(scRate), "SINCH_RATE_BURST": strconv.Itoa(scBurst),
 			"WORKER_CONCURRENCY": strconv.Itoa(scConcurrency), "WORKER_POLL_INTERVAL": "100ms",
-			"MEDIA_CHECK": "false", // placeholder media URLs: nothing may fetch them
 		}))
 		if err != nil {
 			return result{}, err
