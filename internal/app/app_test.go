@@ -68,8 +68,9 @@ type options struct {
 	reports    bool
 	persistent bool
 	// callbacks makes the worker ask for delivery reports at the API's
-	// endpoint (with reports on): simReports are how the simulator sends
-	// them, reportKind the kind asked for (default per_recipient_final).
+	// endpoint (it turns reports on, and the simulator signs them with
+	// webhookSecret): simReports are how the simulator sends them,
+	// reportKind the kind asked for (default per_recipient_final).
 	callbacks  bool
 	simReports sinchsim.ReportSettings
 	reportKind string
@@ -99,6 +100,10 @@ const (
 
 func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	t.Helper()
+	if o.callbacks {
+		o.reports = true
+		o.simReports.WebhookSecret = cmp.Or(o.simReports.WebhookSecret, webhookSecret)
+	}
 	sim := sinchsim.New(sinchsim.Config{ServicePlanID: "plan-1", Token: simToken, Latency: o.simLatency,
 		Reports: o.simReports})
 	t.Cleanup(sim.Close)
@@ -197,7 +202,7 @@ func setupOn(t *testing.T, rs *redistest.Server, o options) *stack {
 	st.url = "http://" + a
 	if o.callbacks {
 		// Batches ask Sinch to report delivery to this API.
-		st.workerCfg.CallbackURL = st.url + "/sinch/reports/" + reportSecret
+		st.workerCfg.CallbackURL = st.url + reportsPath
 		st.workerCfg.DeliveryReport = cmp.Or(o.reportKind, "per_recipient_final")
 	}
 	if !o.noWorker {

@@ -122,8 +122,8 @@ func (h *hook) waitStatuses(t *testing.T, id string, want ...string) {
 func TestClientCallbacksRetriedUntilTaken(t *testing.T) {
 	t.Parallel()
 	h, url := newHook(t, 2)
-	s := setup(t, options{clientCallbacks: true, reports: true, callbacks: true,
-		simReports: sinchsim.ReportSettings{Delay: 50 * time.Millisecond, WebhookSecret: webhookSecret}})
+	s := setup(t, options{clientCallbacks: true, callbacks: true,
+		simReports: sinchsim.ReportSettings{Delay: 50 * time.Millisecond}})
 
 	r := s.do(t, http.MethodPost, "/api/mms/send", "application/json",
 		`{"to":"+12025550123","media_url":"https://cdn.example.com/a.jpg","reference":"order-1",`+

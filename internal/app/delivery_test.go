@@ -30,8 +30,8 @@ func deliveryOf(job map[string]any) map[string]string {
 // asks for them, the simulator sends them to the API's endpoint, signed.
 // One recipient fails, so the job ends partially delivered.
 func TestDeliveryFromSimulator(t *testing.T) {
-	s := setup(t, options{reports: true, callbacks: true, simReports: sinchsim.ReportSettings{
-		Delay: 100 * time.Millisecond, WebhookSecret: webhookSecret,
+	s := setup(t, options{callbacks: true, simReports: sinchsim.ReportSettings{
+		Delay:    100 * time.Millisecond,
 		Outcomes: map[string]sinchsim.Outcome{"+14155552671": {Status: "Failed", Code: 417}},
 	}})
 	id := s.send(t, goodBody)
@@ -47,9 +47,9 @@ func TestDeliveryFromSimulator(t *testing.T) {
 // twice each and the intermediate one after the final, before it answers
 // the batch's POST. They land all the same; the late batch ID is stored.
 func TestDeliveryReportsBeforeTheSendReturns(t *testing.T) {
-	s := setup(t, options{reports: true, callbacks: true, reportKind: "per_recipient",
+	s := setup(t, options{callbacks: true, reportKind: "per_recipient",
 		simReports: sinchsim.ReportSettings{Delay: time.Millisecond, BeforeCreated: true, Duplicate: true,
-			OutOfOrder: true, WebhookSecret: webhookSecret}})
+			OutOfOrder: true}})
 	id := s.send(t, goodBody)
 	job := s.waitFor(t, id, mms.StatusDelivered)
 	require.Equal(t, map[string]string{"+12025550123": "Delivered", "+14155552671": "Delivered"}, deliveryOf(job))
@@ -183,9 +183,9 @@ func TestEachMediaFailureKindSkipsSinch(t *testing.T) {
 // running, and a retry after the worker recorded the batch are both
 // refused, and neither changes the job: Sinch holds its batch.
 func TestJobFailedByReportsIsNeverRetried(t *testing.T) {
-	s := setup(t, options{reports: true, callbacks: true,
+	s := setup(t, options{callbacks: true,
 		simReports: sinchsim.ReportSettings{Delay: time.Millisecond, BeforeCreated: true,
-			Default: sinchsim.Outcome{Status: sinchsim.StatusFailed, Code: 417}, WebhookSecret: webhookSecret}})
+			Default: sinchsim.Outcome{Status: sinchsim.StatusFailed, Code: 417}}})
 	s.sim.Inject(sinchsim.Fault{Hang: 2 * time.Second, AfterCreate: true})
 	id := s.send(t, goodBody)
 	job := s.waitFor(t, id, mms.StatusFailed)

@@ -28,8 +28,8 @@ import (
 // job must end sent or delivered, each batch at Sinch once.
 func exerciseEverything(t *testing.T, rs *redistest.Server) {
 	h, hookURL := newHook(t, 1)
-	s := setupOn(t, rs, options{noWorker: true, reports: true, callbacks: true, clientCallbacks: true,
-		batchSize: 2, simReports: sinchsim.ReportSettings{Delay: 20 * time.Millisecond, WebhookSecret: webhookSecret}})
+	s := setupOn(t, rs, options{noWorker: true, callbacks: true, clientCallbacks: true,
+		batchSize: 2, simReports: sinchsim.ReportSettings{Delay: 20 * time.Millisecond}})
 	s.startWorkers(t, 2, func(c *config.Worker) {
 		c.SinchRateLimit, c.SinchRateBurst = 200, 20
 		c.QueueRateLimits = map[string]float64{"bulk": 100}
