@@ -109,6 +109,15 @@ func file(contentType string, length int64) http.HandlerFunc {
 	}
 }
 
+// checkServed checks path /f of a media server that answers with h, with
+// the default test checker.
+func checkServed(t *testing.T, h http.HandlerFunc) media.Result {
+	t.Helper()
+	srv, _ := serve(t, h)
+	c, _ := newChecker(t, nil)
+	return check(t, c, srv.URL+"/f")
+}
+
 func check(t *testing.T, c *media.Checker, u string) media.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -156,9 +165,7 @@ func TestCheckContentTypes(t *testing.T) {
 	for _, ct := range ok {
 		t.Run(ct, func(t *testing.T) {
 			t.Parallel()
-			srv, _ := serve(t, file(ct, 100))
-			c, _ := newChecker(t, nil)
-			r := check(t, c, srv.URL+"/f")
+			r := checkServed(t, file(ct, 100))
 			require.True(t, r.OK, "%+v", r)
 			require.Equal(t, ct, r.ContentType)
 		})
@@ -166,9 +173,7 @@ func TestCheckContentTypes(t *testing.T) {
 	for _, ct := range bad {
 		t.Run(ct, func(t *testing.T) {
 			t.Parallel()
-			srv, _ := serve(t, file(ct, 100))
-			c, _ := newChecker(t, nil)
-			r := check(t, c, srv.URL+"/f")
+			r := checkServed(t, file(ct, 100))
 			requireFail(t, r, media.ReasonContentType, false)
 			require.Contains(t, r.Message, ct)
 			require.Equal(t, ct, r.ContentType)
@@ -176,12 +181,10 @@ func TestCheckContentTypes(t *testing.T) {
 	}
 	t.Run("none", func(t *testing.T) {
 		t.Parallel()
-		srv, _ := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+		r := checkServed(t, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header()["Content-Type"] = nil // no sniffing by net/http either
 			w.Header().Set("Content-Length", "100")
 		})
-		c, _ := newChecker(t, nil)
-		r := check(t, c, srv.URL+"/f")
 		requireFail(t, r, media.ReasonContentType, false)
 		require.Contains(t, r.Message, "no Content-Type")
 	})
@@ -199,12 +202,10 @@ func TestCheckStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
 			t.Parallel()
-			srv, _ := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+			r := checkServed(t, func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "image/jpeg")
 				w.WriteHeader(tt.status)
 			})
-			c, _ := newChecker(t, nil)
-			r := check(t, c, srv.URL+"/f")
 			if tt.status == 204 {
 				// A 2xx without a body: no length, and nothing to send.
 				require.False(t, r.OK)
@@ -266,11 +267,9 @@ func TestCheckRedirects(t *testing.T) {
 	})
 	t.Run("to another scheme", func(t *testing.T) {
 		t.Parallel()
-		srv, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		r := checkServed(t, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "ftp://127.0.0.1/f.jpg", http.StatusFound)
 		})
-		c, _ := newChecker(t, nil)
-		r := check(t, c, srv.URL+"/f")
 		requireFail(t, r, media.ReasonBadURL, false)
 		require.Equal(t, "ftp://127.0.0.1/f.jpg", r.FinalURL)
 	})
