@@ -190,14 +190,9 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 		return b.CreatedAt.Compare(a.CreatedAt)
 	})
 
-	// The page check comes first so that a huge page number cannot
-	// overflow the offset.
 	out := batchList{Page: q.page, Count: len(matches), Batches: []Batch{}}
-	if pages := (len(matches) + q.pageSize - 1) / q.pageSize; q.page < pages {
-		first := q.page * q.pageSize
-		for _, b := range matches[first:min(first+q.pageSize, len(matches))] {
-			out.Batches = append(out.Batches, b.clone())
-		}
+	for _, b := range pageOf(matches, &q) {
+		out.Batches = append(out.Batches, b.clone())
 	}
 	s.mu.Unlock()
 
@@ -205,11 +200,24 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// pageOf returns the page of all that q asks for. The page check comes
+// first so that a huge page number cannot overflow the offset.
+func pageOf[T any](all []T, q *listQuery) []T {
+	if pages := (len(all) + q.pageSize - 1) / q.pageSize; q.page >= pages {
+		return nil
+	}
+	first := q.page * q.pageSize
+	return all[first:min(first+q.pageSize, len(all))]
+}
+
+// inWindow reports whether t is within q's start and end dates.
+func (q *listQuery) inWindow(t time.Time) bool {
+	return !t.Before(q.start) && (q.end.IsZero() || t.Before(q.end))
+}
+
 func (q *listQuery) matches(b *Batch) bool {
 	switch {
-	case b.CreatedAt.Before(q.start):
-		return false
-	case !q.end.IsZero() && !b.CreatedAt.Before(q.end):
+	case !q.inWindow(b.CreatedAt):
 		return false
 	case q.clientReference != "" && b.ClientReference != q.clientReference:
 		return false

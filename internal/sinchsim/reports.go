@@ -602,10 +602,7 @@ func (s *Server) listReports(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, digits := range recipientDigits(b.To) {
 			rep := st.recipientReport(b, digits, phaseFinal)
-			switch {
-			case rep.At.Before(q.start), !q.end.IsZero() && !rep.At.Before(q.end):
-			case !f.keep(rep.Status, rep.Code):
-			default:
+			if q.inWindow(rep.At) && f.keep(rep.Status, rep.Code) {
 				matches = append(matches, rep)
 			}
 		}
@@ -618,10 +615,7 @@ func (s *Server) listReports(w http.ResponseWriter, r *http.Request) {
 	})
 
 	out := reportList{Page: q.page, Count: len(matches), DeliveryReports: []RecipientReport{}}
-	if pages := (len(matches) + q.pageSize - 1) / q.pageSize; q.page < pages {
-		first := q.page * q.pageSize
-		out.DeliveryReports = append(out.DeliveryReports, matches[first:min(first+q.pageSize, len(matches))]...)
-	}
+	out.DeliveryReports = append(out.DeliveryReports, pageOf(matches, &q)...)
 	out.PageSize = len(out.DeliveryReports)
 	writeJSON(w, http.StatusOK, out)
 }
