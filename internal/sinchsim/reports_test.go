@@ -88,11 +88,17 @@ func TestPollRecipientReport(t *testing.T) {
 
 	// 404 without a body for a number not in the batch, a non-number, an
 	// unknown batch.
-	for _, p := range []string{
-		path + "12025550199",
-		path + "abc",
+	e.require404(t,
+		path+"12025550199",
+		path+"abc",
 		"/batches/01HF4WG1TAVS351YYD7Q84K8HA/delivery_report/12025550100",
-	} {
+	)
+}
+
+// require404 gets each path and requires a 404 without a body.
+func (e *env) require404(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
 		resp := e.get(t, p)
 		require.Equal(t, http.StatusNotFound, resp.status, p)
 		require.Empty(t, resp.body)
@@ -168,11 +174,7 @@ func TestPollBatchReport(t *testing.T) {
 		require.Equal(t, "syntax_invalid_parameter_format", code)
 	}
 
-	for _, p := range []string{path + "?type=detailed", "/batches/01HF4WG1TAVS351YYD7Q84K8HA/delivery_report"} {
-		resp := e.get(t, p)
-		require.Equal(t, http.StatusNotFound, resp.status, p)
-		require.Empty(t, resp.body)
-	}
+	e.require404(t, path+"?type=detailed", "/batches/01HF4WG1TAVS351YYD7Q84K8HA/delivery_report")
 }
 
 func TestListDeliveryReports(t *testing.T) {
@@ -274,16 +276,12 @@ func TestPollingAuthAndRouting(t *testing.T) {
 		require.Equal(t, "GET", resp.header.Get("Allow"))
 	}
 
-	for _, p := range []string{
+	e.require404(t,
 		"/delivery_reports/x",
-		"/batches/" + b.ID + "/delivery_report/12025550100/x",
-		"/batches/" + b.ID + "/delivery_reports",
-		"/batches/" + b.ID + "/delivery_report/",
-	} {
-		resp := e.get(t, p)
-		require.Equal(t, http.StatusNotFound, resp.status, p)
-		require.Empty(t, resp.body)
-	}
+		"/batches/"+b.ID+"/delivery_report/12025550100/x",
+		"/batches/"+b.ID+"/delivery_reports",
+		"/batches/"+b.ID+"/delivery_report/",
+	)
 }
 
 func TestPollingAgreesWithCallbacks(t *testing.T) {
