@@ -78,43 +78,35 @@ func run(verbose bool, timeout time.Duration) error {
 	sim := sinchsim.New(sinchsim.Config{ServicePlanID: demoPlan, Token: demoToken, Latency: 40 * time.Millisecond,
 		Reports: sinchsim.ReportSettings{Delay: 500 * time.Millisecond}})
 	defer sim.Close()
-	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	simURL, stopSim, err := serveLoopback(sim)
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
-	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = simSrv.Serve(simLn) }()
-	defer simSrv.Close()
-	simURL := "http://" + simLn.Addr().String()
+	defer stopSim()
 	say("Sinch simulator on %s", simURL)
 
 	// A media server for the picture, on loopback: the settings below allow
 	// the API and the media checks to use it, as production would not.
-	mediaLn, err := net.Listen("tcp", "127.0.0.1:0")
+	mediaBase, stopMedia, err := serveLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/jpeg")
+		http.ServeContent(w, r, "winter-sale.jpg", time.Time{}, bytes.NewReader(demoImage))
+	}))
 	if err != nil {
 		return fmt.Errorf("media server: %w", err)
 	}
-	mediaSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "image/jpeg")
-			http.ServeContent(w, r, "winter-sale.jpg", time.Time{}, bytes.NewReader(demoImage))
-		})}
-	go func() { _ = mediaSrv.Serve(mediaLn) }()
-	defer mediaSrv.Close()
-	mediaURL := "http://" + mediaLn.Addr().String() + "/mms/winter-sale.jpg"
+	defer stopMedia()
+	mediaURL := mediaBase + "/mms/winter-sale.jpg"
 	say("media server on %s", mediaURL)
 
 	// The client's own endpoint for status callbacks, checking each
 	// signature as the README tells clients to.
 	hooks := &hookLog{delivered: make(chan struct{})}
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
+	hookBase, stopHooks, err := serveLoopback(hooks)
 	if err != nil {
 		return fmt.Errorf("callback receiver: %w", err)
 	}
-	hookSrv := &http.Server{Handler: hooks, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hookSrv.Serve(hookLn) }()
-	defer hookSrv.Close()
-	hookURL := "http://" + hookLn.Addr().String() + "/mms-status"
+	defer stopHooks()
+	hookURL := hookBase + "/mms-status"
 	say("client callback receiver on %s", hookURL)
 
 	// 3. The API and a worker, configured as production would be.
@@ -379,4 +371,16 @@ func (h *hookLog) refused() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.bad
+}
+
+// serveLoopback serves h on a free port of 127.0.0.1 and returns its base
+// URL and a function that stops it.
+func serveLoopback(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
