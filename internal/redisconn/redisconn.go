@@ -69,8 +69,8 @@ func Parse(rawURL string, timeout time.Duration) (Conn, error) {
 		if p := u.Port(); p != "" && scheme != "unix" && !validPort(p) {
 			return c, fmt.Errorf("REDIS_URL: port %q is not a TCP port", p)
 		}
-		if scheme == "unix" && u.Path == "" {
-			return c, errors.New("REDIS_URL: a unix:// URL needs the socket's path")
+		if scheme == "unix" && (u.Host != "" || u.Path == "" || u.Path == "/") {
+			return c, errors.New("REDIS_URL: a unix:// URL needs the socket's absolute path: unix:///path/to/socket")
 		}
 		opt, err := redis.ParseURL(rawURL)
 		if err != nil {

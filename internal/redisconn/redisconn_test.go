@@ -70,6 +70,9 @@ func TestParseRefuses(t *testing.T) {
 		"redis+sentinel://s1:26379?master_name=": "master_name",
 		"redis+cluster://n1:6379/3":              "no database but 0",
 		"redis+cluster://":                       "needs a host",
+		"unix://":                                "socket's absolute path",
+		"unix:///":                               "socket's absolute path",
+		"unix://relative/redis.sock":             "socket's absolute path",
 		"redis+sentinel:///0?master_name=m":      "needs a host",
 		// go-redis would dial 127.0.0.1:6379 for these.
 		"redis+sentinel://127.0.0.1/0?master_name=m":        "not host:port",
